@@ -33,7 +33,9 @@ class TextPolicy:
         if self.script not in SCRIPTS:
             raise ValueError(f"text.script {self.script!r} is unknown; use one of {list(SCRIPTS)}")
         if not 0.0 <= self.min_script_share <= 1.0:
-            raise ValueError(f"text.min_script_share must be in [0, 1], got {self.min_script_share}")
+            raise ValueError(
+                f"text.min_script_share must be in [0, 1], got {self.min_script_share}"
+            )
         if self.punctuation not in PUNCTUATION_POLICIES:
             raise ValueError(f"text.punctuation must be one of {PUNCTUATION_POLICIES}")
         if not 0.0 <= self.min_chars_per_s < self.max_chars_per_s:
@@ -54,7 +56,9 @@ class ManifestConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_reject_rate <= 1.0:
-            raise ValueError(f"manifest.max_reject_rate must be in [0, 1], got {self.max_reject_rate}")
+            raise ValueError(
+                f"manifest.max_reject_rate must be in [0, 1], got {self.max_reject_rate}"
+            )
         if not 0.0 <= self.min_duration_s < self.max_duration_s:
             raise ValueError("manifest.min_duration_s must be >= 0 and below max_duration_s")
         if self.header_bytes < 64:

@@ -147,16 +147,20 @@ class _ShardReader:
         if lang not in LANGUAGES:
             raise Reject(UNKNOWN_LANGUAGE, f"metadata lang {lang!r} is not one of {LANGUAGES}")
         if lang != self.folder_lang:
-            raise Reject(LANGUAGE_MISMATCH, f"metadata lang {lang!r} in folder {self.folder_lang!r}")
+            raise Reject(
+                LANGUAGE_MISMATCH, f"metadata lang {lang!r} in folder {self.folder_lang!r}"
+            )
         speaker = meta.get("speaker") or ""
         if not isinstance(speaker, str):
             speaker = str(speaker)
 
-        ext, info = audio[0]
+        _, info = audio[0]
         audio_end = info.offset_data + info.size
         if audio_end > self.file_size:
             raise Reject(TRUNCATED_TAR, f"{info.name} ends at byte {audio_end}, past the tar's end")
-        head = _pread_exact(self.fd, min(info.size, self.cfg.manifest.header_bytes), info.offset_data)
+        head = _pread_exact(
+            self.fd, min(info.size, self.cfg.manifest.header_bytes), info.offset_data
+        )
 
         def read_at(offset: int, n: int) -> bytes:
             if offset + n <= len(head):
@@ -201,7 +205,7 @@ class _ShardReader:
         self.file_size = os.fstat(self.fd).st_size
         with open(self.fd, "rb", closefd=False) as f:
             try:
-                tar = tarfile.open(fileobj=f, mode="r:")
+                tar = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 (f owns the file)
             except (tarfile.TarError, OSError, EOFError) as e:
                 self.scan.readable = False
                 self.reject("", UNREADABLE_TAR, f"not a readable tar: {e}")

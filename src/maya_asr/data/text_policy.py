@@ -18,7 +18,10 @@ CHARS_PER_SECOND = "absurd_chars_per_second"
 def normalize_for(text: str, policy: TextPolicy) -> str:
     """NFC, optional case folding, the punctuation policy, whitespace collapsed."""
     return normalize_text(
-        text, punctuation=policy.punctuation, keep_chars=policy.keep_chars, lowercase=policy.lowercase
+        text,
+        punctuation=policy.punctuation,
+        keep_chars=policy.keep_chars,
+        lowercase=policy.lowercase,
     )
 
 

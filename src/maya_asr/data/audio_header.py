@@ -4,8 +4,9 @@ Why hand-written: libsndfile (soundfile) needs the whole member to report frames
 header it clamps the frame count to the bytes it was handed — and reading every audio byte is
 what makes a manifest pass slow. WAV's ``fmt``/``data`` chunks and FLAC's STREAMINFO block hold
 everything we need in the first few hundred bytes, so the builder reads ~4 KB per member.
-Anything these parsers do not recognise (ID3-tagged FLAC, FLAC without a sample count, odd
-WAV chunk layouts past the header window) falls back to soundfile on the member's full bytes.
+Anything these parsers do not recognise (ID3-tagged FLAC, FLAC without a sample count) falls
+back to soundfile on the member's full bytes, and what soundfile cannot read is refused: the
+loader decodes with soundfile too.
 """
 
 from __future__ import annotations
@@ -105,10 +106,11 @@ def _soundfile_info(data: bytes) -> AudioInfo:
         with sf.SoundFile(io.BytesIO(data)) as f:
             rate, channels, fmt = f.samplerate, f.channels, f.format.lower()
             frames = f.frames
-            if not 0 < frames < 2**40:  # libsndfile's "unknown": count by decoding
-                frames = sum(len(block) for block in f.blocks(65536))
     except (RuntimeError, sf.LibsndfileError, TypeError) as e:
         raise AudioHeaderError(f"soundfile cannot read it: {e}") from None
+    if not 0 <= frames < 2**40:
+        # libsndfile's "length unknown": soundfile.read (what the loader calls) fails on it too
+        raise AudioHeaderError("the stream does not state its length; re-encode it")
     return _check(AudioInfo(rate, channels, frames, fmt))
 
 

@@ -241,7 +241,7 @@ def merge_parts(tasks: list[ShardTask], output_dir: str | Path) -> dict:
                         row["accepted"] += 1
                 with open(rejects_path, encoding="utf-8") as f:
                     rej.writelines(f)
-            row["hours"] = round(seconds / 3600, 4)
+            row["hours"] = round(seconds / 3600, 6)
             row["rejects"] = {r: row["rejects"][r] for r in REASONS if row["rejects"][r]}
             langs[lang] = row
     os.replace(man_tmp, output_dir / MANIFEST_NAME)
@@ -261,7 +261,7 @@ def summarize(langs: dict[str, dict], shards_read: int, shards_unreadable: int) 
         "languages": langs,
         "accepted": accepted,
         "rejected": rejected,
-        "hours": round(sum(r["hours"] for r in langs.values()), 4),
+        "hours": round(sum(r["hours"] for r in langs.values()), 6),
         "reject_rate": round(rejected / max(1, accepted + rejected), 6),
         "rejects_by_reason": {r: reasons[r] for r in REASONS if reasons[r]},
         "shards_read": shards_read,
@@ -272,13 +272,13 @@ def summarize(langs: dict[str, dict], shards_read: int, shards_unreadable: int) 
 def format_summary(summary: dict) -> str:
     """Per-language table: accepted utterances, hours, then one column per reject reason seen."""
     reasons = list(summary["rejects_by_reason"])
-    short = {r: r[:12] for r in reasons}
-    head = f"{'lang':<6}{'accepted':>9}{'hours':>9}" + "".join(f"{short[r]:>14}" for r in reasons)
+    width = {r: len(r) + 2 for r in reasons}
+    head = f"{'lang':<6}{'accepted':>9}{'hours':>9}" + "".join(f"{r:>{width[r]}}" for r in reasons)
     lines = [head]
     for lang, row in summary["languages"].items():
-        cells = "".join(f"{row['rejects'].get(r, 0):>14}" for r in reasons)
+        cells = "".join(f"{row['rejects'].get(r, 0):>{width[r]}}" for r in reasons)
         lines.append(f"{lang:<6}{row['accepted']:>9}{row['hours']:>9.3f}{cells}")
-    cells = "".join(f"{summary['rejects_by_reason'][r]:>14}" for r in reasons)
+    cells = "".join(f"{summary['rejects_by_reason'][r]:>{width[r]}}" for r in reasons)
     lines.append(f"{'all':<6}{summary['accepted']:>9}{summary['hours']:>9.3f}{cells}")
     lines.append(
         f"rejected {summary['rejected']} ({summary['reject_rate']:.2%}); shards read "

@@ -201,6 +201,16 @@ class _ShardReader:
             "tar_nbytes": info.size,
         }
 
+    def _complete(self, group: list[tuple[str, tarfile.TarInfo]]) -> bool:
+        """Audio and JSON both present and inside the file (the last group of a cut tar)."""
+        exts = {ext for ext, _ in group}
+        inside = all(m.offset_data + m.size <= self.file_size for _, m in group)
+        return (
+            inside
+            and raw_format.METADATA_EXTENSION in exts
+            and bool(exts & set(raw_format.AUDIO_EXTENSIONS))
+        )
+
     def run(self) -> ShardScan:
         self.file_size = os.fstat(self.fd).st_size
         with open(self.fd, "rb", closefd=False) as f:
@@ -230,12 +240,12 @@ class _ShardReader:
                 broken_at, why = tar.offset, "no end-of-archive marker"
                 if _pread_exact(self.fd, _TAR_BLOCK, tar.offset) == bytes(_TAR_BLOCK):
                     broken_at = None
-            if broken_at is None:
+            if broken_at is None or (group and self._complete(group)):
                 if group:
                     self.finish(key, group)
-            else:
-                if group:
-                    self.reject(key, TRUNCATED_TAR, "the tar breaks off within this key's members")
+            elif group:
+                self.reject(key, TRUNCATED_TAR, "the tar breaks off within this key's members")
+            if broken_at is not None:
                 self.reject(
                     "", TRUNCATED_TAR, f"{why} at byte {broken_at}: members after it are lost"
                 )

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Benchmark manifest building against a naive baseline on the same shards, in one run.
+
+Usage:
+    make demo-corpus   # the source of real espeak-ng utterances
+    python scripts/bench_manifest.py --source-root artifacts/demo/shards --copies 4
+
+Builds a bench corpus by re-keying the source corpus --copies times (real audio and text, more
+shards), warms the page cache, then times:
+  ours   header-only scan (scripts/build_manifest.py's code path), 1 and 2 processes;
+  naive  tarfile.extractfile + full soundfile decode for the duration, same text policy,
+         1 and 2 processes.
+Writes artifacts/bench/manifest.json and prints the speedups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def make_bench_corpus(source_root: Path, out_root: Path, copies: int) -> int:
+    """Re-key every utterance of ``source_root`` ``copies`` times into new shards; return count."""
+    import tarfile
+
+    from maya_asr.data import raw_format
+
+    done = out_root / "corpus.json"
+    if done.exists() and json.loads(done.read_text()) == {"source": str(source_root), "copies": copies}:
+        return -1
+    n = 0
+    for lang_dir in sorted(p for p in source_root.iterdir() if p.is_dir()):
+        for shard in sorted(lang_dir.glob(raw_format.SHARD_GLOB)):
+            with tarfile.open(shard) as src:
+                members = [(m.name, src.extractfile(m).read()) for m in src if m.isfile()]
+            for c in range(copies):
+                dst = out_root / lang_dir.name / f"{shard.stem}-c{c:02d}.tar"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
+                    for name, data in members:
+                        key, ext = raw_format.split_member_name(name)
+                        raw_format.add_member(out, f"{key}-c{c:02d}.{ext}", data)
+                        n += ext == "json"
+    done.write_text(json.dumps({"source": str(source_root), "copies": copies}))
+    return n
+
+
+def naive_shard(args) -> int:
+    """The baseline: extract each member, decode the audio fully, same text checks."""
+    import io
+    import json as _json
+    import tarfile
+
+    import soundfile as sf
+
+    from maya_asr.data.text_policy import check_rate, check_text, normalize_for
+
+    tar_path, cfg = args
+    records, pending = 0, {}
+    with tarfile.open(tar_path) as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            key, ext = m.name.split(".", 1)
+            data = tar.extractfile(m).read()
+            if ext in ("wav", "flac"):
+                audio, sr = sf.read(io.BytesIO(data))
+                pending.setdefault(key, {})["duration"] = len(audio) / sr
+            else:
+                pending.setdefault(key, {})["meta"] = _json.loads(data.decode("utf-8"))
+            item = pending[key]
+            if "duration" in item and "meta" in item:
+                meta = item["meta"]
+                policy = cfg.text[meta["lang"]]
+                text = normalize_for(meta["text"], policy)
+                if not (check_text(text, policy) or check_rate(text, item["duration"], policy)):
+                    records += 1
+                del pending[key]
+    return records
+
+
+def run_naive(tasks, cfg, workers: int) -> int:
+    jobs = [(t.tar_path, cfg) for t in tasks]
+    if workers == 1:
+        return sum(map(naive_shard, jobs))
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return sum(pool.map(naive_shard, jobs, chunksize=1))
+
+
+def run_ours(tasks, cfg, workers: int, out: Path) -> int:
+    from maya_asr.data.manifest import build_parts
+
+    return build_parts(tasks, out, cfg, workers=workers, force=True, progress=False)[
+        "accepted_in_scanned"
+    ]
+
+
+def timed(fn, repeats: int) -> tuple[list[float], int]:
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return times, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--source-root", default="artifacts/demo/shards", help="demo corpus")
+    parser.add_argument("--bench-root", default="artifacts/bench/manifest_corpus")
+    parser.add_argument("--copies", type=int, default=4, help="re-keyed copies of the source")
+    parser.add_argument("--config", default="configs/data/prod.yaml")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per method (median)")
+    parser.add_argument("--output", default="artifacts/bench/manifest.json")
+    args = parser.parse_args(argv)
+
+    from maya_asr.data.config import load_data_config
+    from maya_asr.data.manifest import discover_shards
+
+    source = Path(args.source_root)
+    if not source.is_dir():
+        print(f"error: {source} missing; run `make demo-corpus` first", file=sys.stderr)
+        return 2
+    bench_root = Path(args.bench_root)
+    make_bench_corpus(source, bench_root / "shards", args.copies)
+    tasks = discover_shards(bench_root / "shards")
+    cfg = load_data_config(args.config)
+    total_bytes = sum(os.path.getsize(t.tar_path) for t in tasks)
+    for t in tasks:  # warm the page cache: both methods then read from memory
+        Path(t.tar_path).read_bytes()
+
+    results = {}
+    for name, fn in [
+        ("ours_1proc", lambda: run_ours(tasks, cfg, 1, bench_root / "parts1")),
+        ("ours_2proc", lambda: run_ours(tasks, cfg, 2, bench_root / "parts2")),
+        ("naive_1proc", lambda: run_naive(tasks, cfg, 1)),
+        ("naive_2proc", lambda: run_naive(tasks, cfg, 2)),
+    ]:
+        times, count = timed(fn, args.repeats)
+        results[name] = {"seconds": [round(t, 4) for t in times],
+                         "median_s": round(statistics.median(times), 4), "utterances": count}  # fmt: skip
+        print(f"{name:<12} median {results[name]['median_s']:8.3f} s  {count} utterances  "
+              f"({count / statistics.median(times):,.0f} utt/s)")  # fmt: skip
+    counts = {r["utterances"] for r in results.values()}
+    med = {k: v["median_s"] for k, v in results.items()}
+    summary = {
+        "shards": len(tasks),
+        "utterances": results["ours_1proc"]["utterances"],
+        "bytes": total_bytes,
+        "same_utterance_count": len(counts) == 1,
+        "speedup_vs_naive_1proc": round(med["naive_1proc"] / med["ours_1proc"], 2),
+        "speedup_vs_naive_2proc": round(med["naive_2proc"] / med["ours_2proc"], 2),
+        "ours_scaling_2proc": round(med["ours_1proc"] / med["ours_2proc"], 2),
+        "naive_scaling_2proc": round(med["naive_1proc"] / med["naive_2proc"], 2),
+        "cpus": os.cpu_count(),
+        "load_avg_at_end": os.getloadavg(),
+        "note": "warm page cache; shared machine, figures are noisy: quote ratios",
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"summary": summary, "runs": results}, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -31,7 +31,8 @@ def make_bench_corpus(source_root: Path, out_root: Path, copies: int) -> int:
     from maya_asr.data import raw_format
 
     done = out_root / "corpus.json"
-    if done.exists() and json.loads(done.read_text()) == {"source": str(source_root), "copies": copies}:
+    wanted = {"source": str(source_root), "copies": copies}
+    if done.exists() and json.loads(done.read_text()) == wanted:
         return -1
     n = 0
     for lang_dir in sorted(p for p in source_root.iterdir() if p.is_dir()):
@@ -46,7 +47,7 @@ def make_bench_corpus(source_root: Path, out_root: Path, copies: int) -> int:
                         key, ext = raw_format.split_member_name(name)
                         raw_format.add_member(out, f"{key}-c{c:02d}.{ext}", data)
                         n += ext == "json"
-    done.write_text(json.dumps({"source": str(source_root), "copies": copies}))
+    done.write_text(json.dumps(wanted))
     return n
 
 
@@ -146,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         ("naive_2proc", lambda: run_naive(tasks, cfg, 2)),
     ]:
         times, count = timed(fn, args.repeats)
-        results[name] = {"seconds": [round(t, 4) for t in times],
-                         "median_s": round(statistics.median(times), 4), "utterances": count}  # fmt: skip
+        results[name] = {
+            "seconds": [round(t, 4) for t in times],
+            "median_s": round(statistics.median(times), 4),
+            "utterances": count,
+        }
         print(f"{name:<12} median {results[name]['median_s']:8.3f} s  {count} utterances  "
               f"({count / statistics.median(times):,.0f} utt/s)")  # fmt: skip
     counts = {r["utterances"] for r in results.values()}

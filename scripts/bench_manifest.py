@@ -103,13 +103,34 @@ def run_ours(tasks, cfg, workers: int, out: Path) -> int:
     ]
 
 
-def timed(fn, repeats: int) -> tuple[list[float], int]:
-    times, result = [], None
+def _cpu_seconds() -> float:
+    import resource
+
+    self_, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _bytes_read() -> int:
+    """Bytes this process read through read/pread syscalls (page-cache hits included)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def timed(fn, repeats: int) -> tuple[list[float], list[float], int, int]:
+    """Wall seconds and CPU seconds (this process + its workers) per repeat, result, bytes read."""
+    times, cpu, result, read = [], [], None, 0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, r0, t0 = _cpu_seconds(), _bytes_read(), time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
-    return times, result
+        cpu.append(_cpu_seconds() - c0)
+        read = _bytes_read() - r0
+    return times, cpu, result, read
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,12 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         ("naive_1proc", lambda: run_naive(tasks, cfg, 1)),
         ("naive_2proc", lambda: run_naive(tasks, cfg, 2)),
     ]:
-        times, count = timed(fn, args.repeats)
+        times, cpu, count, read = timed(fn, args.repeats)
         results[name] = {
             "seconds": [round(t, 4) for t in times],
             "median_s": round(statistics.median(times), 4),
+            "cpu_seconds_median": round(statistics.median(cpu), 4),
             "utterances": count,
         }
+        if name.endswith("1proc"):  # workers' reads are not visible from here
+            results[name]["bytes_read_in_process"] = read
         print(f"{name:<12} median {results[name]['median_s']:8.3f} s  {count} utterances  "
               f"({count / statistics.median(times):,.0f} utt/s)")  # fmt: skip
     counts = {r["utterances"] for r in results.values()}
@@ -165,6 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_naive_2proc": round(med["naive_2proc"] / med["ours_2proc"], 2),
         "ours_scaling_2proc": round(med["ours_1proc"] / med["ours_2proc"], 2),
         "naive_scaling_2proc": round(med["naive_1proc"] / med["naive_2proc"], 2),
+        # CPU seconds with 2 workers / with 1: ~1.0 means the work splits with no extra cost,
+        # so with 2 free cores the wall time would halve (a busy box cannot show that directly)
+        "ours_cpu_ratio_2proc_vs_1proc": round(
+            results["ours_2proc"]["cpu_seconds_median"]
+            / results["ours_1proc"]["cpu_seconds_median"],
+            2,
+        ),
+        "bytes_read_ours_vs_naive_1proc": [
+            results["ours_1proc"]["bytes_read_in_process"],
+            results["naive_1proc"]["bytes_read_in_process"],
+        ],
         "cpus": os.cpu_count(),
         "load_avg_at_end": os.getloadavg(),
         "note": "warm page cache; shared machine, figures are noisy: quote ratios",

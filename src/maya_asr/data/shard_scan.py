@@ -1,8 +1,8 @@
 """Scan one raw tar shard into manifest records and rejects, reading headers only.
 
-One sequential pass over the tar's member headers (``tarfile`` in ``"r:"`` mode seeks over
-member data instead of reading it); for each key we ``os.pread`` the JSON member and the first
-``header_bytes`` of the audio member. Nothing is extracted and no audio is decoded, so a shard
+One sequential pass over the tar's member headers (:mod:`maya_asr.data.tar_headers` preads each
+512-byte header and skips member data); for each key we ``os.pread`` the JSON member and the
+first ``header_bytes`` of the audio member. Nothing is extracted and no audio is decoded, so a shard
 costs a few KB of reads per utterance whatever its audio size.
 
 Every problem becomes a reject ``{"tar", "key", "lang", "reason", "detail"}``; nothing raises
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from dataclasses import dataclass, field
 
 from maya_asr.data import raw_format
 from maya_asr.data.audio_header import AudioHeaderError, probe_audio
 from maya_asr.data.config import DataConfig
+from maya_asr.data.tar_headers import TarMember, TarWalk
 from maya_asr.data.text_policy import check_rate, check_text, normalize_for
 from maya_asr.languages import LANGUAGES
 
@@ -62,8 +62,6 @@ REASONS = (
     ABSURD_CHARS_PER_SECOND,
 )
 
-_TAR_BLOCK = 512
-
 
 class Reject(Exception):
     """Internal control flow: one key is rejected for ``reason`` (never escapes this module)."""
@@ -102,13 +100,13 @@ class _ShardReader:
              "detail": detail}
         )  # fmt: skip
 
-    def finish(self, key: str, members: list[tuple[str, tarfile.TarInfo]]) -> None:
+    def finish(self, key: str, members: list[tuple[str, TarMember]]) -> None:
         try:
             self.scan.records.append(self._record(key, members))
         except Reject as r:
             self.reject(key, r.reason, r.detail)
 
-    def _metadata(self, info: tarfile.TarInfo) -> dict:
+    def _metadata(self, info: TarMember) -> dict:
         raw = _pread_exact(self.fd, info.size, info.offset_data)
         try:
             text = raw.decode("utf-8")
@@ -122,7 +120,7 @@ class _ShardReader:
             raise Reject(BAD_METADATA, f"{info.name} holds a {type(meta).__name__}, not an object")
         return meta
 
-    def _record(self, key: str, members: list[tuple[str, tarfile.TarInfo]]) -> dict:
+    def _record(self, key: str, members: list[tuple[str, TarMember]]) -> dict:
         if key in self.seen:
             raise Reject(DUPLICATE_KEY, "key appears again further down the shard")
         self.seen.add(key)
@@ -201,7 +199,7 @@ class _ShardReader:
             "tar_nbytes": info.size,
         }
 
-    def _complete(self, group: list[tuple[str, tarfile.TarInfo]]) -> bool:
+    def _complete(self, group: list[tuple[str, TarMember]]) -> bool:
         """Audio and JSON both present and inside the file (the last group of a cut tar)."""
         exts = {ext for ext, _ in group}
         inside = all(m.offset_data + m.size <= self.file_size for _, m in group)
@@ -213,42 +211,33 @@ class _ShardReader:
 
     def run(self) -> ShardScan:
         self.file_size = os.fstat(self.fd).st_size
-        with open(self.fd, "rb", closefd=False) as f:
-            try:
-                tar = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 (f owns the file)
-            except (tarfile.TarError, OSError, EOFError) as e:
-                self.scan.readable = False
-                self.reject("", UNREADABLE_TAR, f"not a readable tar: {e}")
-                return self.scan
-            key, group = None, []
-            try:
-                while (info := tar.next()) is not None:
-                    if not info.isfile():
-                        continue
-                    split = raw_format.split_member_name(info.name)
-                    name_key, ext = split if split else (info.name, "")
-                    if name_key != key and group:
-                        self.finish(key, group)
-                        group = []
-                    key = name_key
-                    group.append((ext, info))
-            except (tarfile.TarError, OSError, EOFError) as e:
-                broken_at, why = tar.offset, f"unreadable header: {e}"
-            else:
-                # tarfile stops quietly at a cut-off or garbled header: only a zero block at the
-                # stop position proves the archive ended where its writer ended it.
-                broken_at, why = tar.offset, "no end-of-archive marker"
-                if _pread_exact(self.fd, _TAR_BLOCK, tar.offset) == bytes(_TAR_BLOCK):
-                    broken_at = None
-            if broken_at is None or (group and self._complete(group)):
-                if group:
-                    self.finish(key, group)
-            elif group:
-                self.reject(key, TRUNCATED_TAR, "the tar breaks off within this key's members")
-            if broken_at is not None:
-                self.reject(
-                    "", TRUNCATED_TAR, f"{why} at byte {broken_at}: members after it are lost"
-                )
+        walk = TarWalk(self.fd, self.file_size)
+        key, group = None, []
+        for member in walk:
+            split = raw_format.split_member_name(member.name)
+            name_key, ext = split if split else (member.name, "")
+            if name_key != key and group:
+                self.finish(key, group)
+                group = []
+            key = name_key
+            group.append((ext, member))
+        if walk.position == 0 and not walk.ended_cleanly:
+            self.scan.readable = False
+            why = walk.error or "empty file"
+            self.reject("", UNREADABLE_TAR, f"not a readable tar: {why}")
+            return self.scan
+        if walk.ended_cleanly or (group and self._complete(group)):
+            if group:
+                self.finish(key, group)
+        elif group:
+            self.reject(key, TRUNCATED_TAR, "the tar breaks off within this key's members")
+        if not walk.ended_cleanly:
+            why = walk.error or "no end-of-archive marker"
+            self.reject(
+                "",
+                TRUNCATED_TAR,
+                f"{why} (stopped at byte {walk.position}): later members are lost",
+            )
         return self.scan
 
 

@@ -209,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_avg_at_end": os.getloadavg(),
         "note": "warm page cache; shared machine (see load_avg): wall figures are noisy, "
-        "CPU-second "
-        "ratios are not",
+        "CPU-second ratios are not",
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps({"summary": summary, "runs": results}, indent=2))

@@ -4,6 +4,8 @@
 Usage:
     make demo-corpus   # the source of real espeak-ng utterances
     python scripts/bench_manifest.py --source-root artifacts/demo/shards --copies 4
+    python scripts/bench_manifest.py --long-clips 100 --bench-root artifacts/bench/long_clips \
+        --output artifacts/bench/manifest_long_clips.json   # production-like ~10 s clips
 
 Builds a bench corpus by re-keying the source corpus --copies times (real audio and text, more
 shards), warms the page cache, then times:
@@ -49,6 +51,36 @@ def make_bench_corpus(source_root: Path, out_root: Path, copies: int) -> int:
                         n += ext == "json"
     done.write_text(json.dumps(wanted))
     return n
+
+
+def make_long_clip_corpus(out_root: Path, per_lang: int, mean_seconds: float) -> int:
+    """Synthetic shards with production-like clips (16 kHz, ~``mean_seconds`` long, WAV/FLAC);
+    production averages ~10 s per utterance (150K h / 54M), the demo's espeak clips ~4 s."""
+    import numpy as np
+
+    from maya_asr.data.synthetic import SAMPLE_TEXT, SyntheticUtterance, write_utterances
+    from maya_asr.languages import LANGUAGES
+
+    done = out_root / "corpus.json"
+    wanted = {"per_lang": per_lang, "mean_seconds": mean_seconds}
+    if done.exists() and json.loads(done.read_text()) == wanted:
+        return -1
+    rng = np.random.default_rng(0)
+    for lang in LANGUAGES:
+        words = SAMPLE_TEXT[lang].split()
+        utts = []
+        for i in range(per_lang):
+            seconds = float(np.clip(rng.gamma(4.0, mean_seconds / 4.0), 1.0, 30.0))
+            text = " ".join(rng.choice(words, size=max(2, int(seconds * 2))))
+            fmt = ("wav", "flac")[i % 2]
+            key, speaker = f"{lang}_{i:06d}", f"{lang}-s{i % 7}"
+            utts.append(
+                SyntheticUtterance(key, lang, text, speaker, round(seconds, 3), 16000, fmt, i)
+            )
+        for s in range(0, per_lang, 25):
+            write_utterances(out_root / lang / f"shard-{s // 25:06d}.tar", utts[s : s + 25])
+    done.write_text(json.dumps(wanted))
+    return per_lang * len(LANGUAGES)
 
 
 def naive_shard(args) -> int:
@@ -140,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-root", default="artifacts/demo/shards", help="demo corpus")
     parser.add_argument("--bench-root", default="artifacts/bench/manifest_corpus")
     parser.add_argument("--copies", type=int, default=4, help="re-keyed copies of the source")
+    parser.add_argument(
+        "--long-clips", type=int, default=0,
+        help="instead of the demo corpus: N synthetic 16 kHz clips per language (production-like)",
+    )  # fmt: skip
+    parser.add_argument("--mean-seconds", type=float, default=10.0, help="mean clip length")
     parser.add_argument("--config", default="configs/data/prod.yaml")
     parser.add_argument("--repeats", type=int, default=3, help="timings per method (median)")
     parser.add_argument("--output", default="artifacts/bench/manifest.json")
@@ -148,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     from maya_asr.data.config import load_data_config
     from maya_asr.data.manifest import discover_shards
 
-    source = Path(args.source_root)
-    if not source.is_dir():
-        print(f"error: {source} missing; run `make demo-corpus` first", file=sys.stderr)
-        return 2
     bench_root = Path(args.bench_root)
-    make_bench_corpus(source, bench_root / "shards", args.copies)
+    if args.long_clips:
+        make_long_clip_corpus(bench_root / "shards", args.long_clips, args.mean_seconds)
+    else:
+        source = Path(args.source_root)
+        if not source.is_dir():
+            print(f"error: {source} missing; run `make demo-corpus` first", file=sys.stderr)
+            return 2
+        make_bench_corpus(source, bench_root / "shards", args.copies)
     tasks = discover_shards(bench_root / "shards")
     cfg = load_data_config(args.config)
     total_bytes = sum(os.path.getsize(t.tar_path) for t in tasks)

@@ -19,7 +19,14 @@ from maya_asr.data import raw_format
 from maya_asr.data.audio_header import AudioHeaderError, probe_audio
 from maya_asr.data.config import DataConfig
 from maya_asr.data.tar_headers import TarMember, TarWalk
-from maya_asr.data.text_policy import check_rate, check_text, normalize_for
+from maya_asr.data.text_policy import (
+    ABSURD_CHARS_PER_SECOND,
+    EMPTY_TRANSCRIPT,
+    WRONG_SCRIPT,
+    check_rate,
+    check_text,
+    normalize_for,
+)
 from maya_asr.languages import LANGUAGES
 
 # Reject reasons, in the order the summary table lists them.
@@ -38,9 +45,7 @@ NOT_MONO = "not_mono"
 NONPOSITIVE_DURATION = "nonpositive_duration"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
-EMPTY_TRANSCRIPT = "empty_transcript"
-WRONG_SCRIPT = "wrong_script"
-ABSURD_CHARS_PER_SECOND = "absurd_chars_per_second"
+# EMPTY_TRANSCRIPT, WRONG_SCRIPT and ABSURD_CHARS_PER_SECOND come from text_policy
 REASONS = (
     UNREADABLE_TAR,
     TRUNCATED_TAR,
@@ -82,10 +87,6 @@ class ShardScan:
     readable: bool = True  # False when not even the first header could be read
 
 
-def _pread_exact(fd: int, n: int, offset: int) -> bytes:
-    return os.pread(fd, n, offset)
-
-
 class _ShardReader:
     """Groups a shard's members by key and turns each group into a record or a reject."""
 
@@ -107,7 +108,7 @@ class _ShardReader:
             self.reject(key, r.reason, r.detail)
 
     def _metadata(self, info: TarMember) -> dict:
-        raw = _pread_exact(self.fd, info.size, info.offset_data)
+        raw = os.pread(self.fd, info.size, info.offset_data)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -156,15 +157,13 @@ class _ShardReader:
         audio_end = info.offset_data + info.size
         if audio_end > self.file_size:
             raise Reject(TRUNCATED_TAR, f"{info.name} ends at byte {audio_end}, past the tar's end")
-        head = _pread_exact(
-            self.fd, min(info.size, self.cfg.manifest.header_bytes), info.offset_data
-        )
+        head = os.pread(self.fd, min(info.size, self.cfg.manifest.header_bytes), info.offset_data)
 
         def read_at(offset: int, n: int) -> bytes:
             if offset + n <= len(head):
                 return head[offset : offset + n]
             n = max(0, min(n, info.size - offset))
-            return _pread_exact(self.fd, n, info.offset_data + offset)
+            return os.pread(self.fd, n, info.offset_data + offset)
 
         try:
             audio_info = probe_audio(read_at, info.size)

@@ -12,7 +12,7 @@ from maya_asr.text import normalize_text, script_share
 
 EMPTY_TRANSCRIPT = "empty_transcript"
 WRONG_SCRIPT = "wrong_script"
-CHARS_PER_SECOND = "absurd_chars_per_second"
+ABSURD_CHARS_PER_SECOND = "absurd_chars_per_second"
 
 
 def normalize_for(text: str, policy: TextPolicy) -> str:
@@ -46,7 +46,7 @@ def check_rate(text: str, duration_s: float, policy: TextPolicy) -> tuple[str, s
     """``(reason, detail)`` when the speaking rate in characters per second is implausible."""
     rate = spoken_chars(text) / duration_s
     if not policy.min_chars_per_s <= rate <= policy.max_chars_per_s:
-        return CHARS_PER_SECOND, (
+        return ABSURD_CHARS_PER_SECOND, (
             f"{rate:.1f} chars/s outside [{policy.min_chars_per_s}, {policy.max_chars_per_s}]"
         )
     return None

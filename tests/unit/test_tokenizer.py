@@ -121,3 +121,18 @@ def test_nemo_loads_the_directory_as_a_bpe_tokenizer(built):
     assert holder.vocab_path.endswith("vocab.txt") and holder.spe_vocab_path.endswith(
         "tokenizer.vocab"
     )
+
+
+def test_ctc_load_counts_repeats_against_80ms_frames():
+    from maya_asr.data.tokenizer import ctc_load
+
+    assert ctc_load([5, 6, 7], 0.8) == 0.3  # 3 tokens over 10 frames
+    assert ctc_load([5, 5, 5], 0.8) == 0.5  # each repeat needs a blank between
+    assert ctc_load([1] * 20, 0.8) > 1.0  # no valid CTC alignment
+
+
+def test_report_has_ctc_load(built):
+    out, _ = built
+    report = json.loads((out / "tokenizer_report.json").read_text())
+    row = report["train"]["hi"]
+    assert 0 < row["ctc_load_p99"] <= row["ctc_load_max"]

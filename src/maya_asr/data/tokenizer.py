@@ -15,7 +15,8 @@ Steps (:func:`build_tokenizer`):
    (``identity``): transcripts are normalised by our own policy before they get here;
 6. write ``tokenizer.model``, ``tokenizer.vocab``, ``vocab.txt`` (NeMo's format, as
    ``nemo...sentencepiece_tokenizer.create_spt_model`` writes it), ``build_info.json`` and
-   ``tokenizer_report.json`` (tokens per character, tokens per second, unknown-token rate).
+   ``tokenizer_report.json`` (tokens per character, tokens per second, unknown-token rate, and
+   the CTC load: tokens per 80-ms encoder frame, which must stay below 1).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, replace
+from itertools import pairwise
 from pathlib import Path
 
 from maya_asr.data.config import DataConfig, TextPolicy, TokenizerConfig
@@ -40,6 +42,15 @@ UNK_PIECE = "<unk>"
 MODEL_FILES = ("tokenizer.model", "tokenizer.vocab", "vocab.txt")
 INFO_NAME, REPORT_NAME = "build_info.json", "tokenizer_report.json"
 REPORT_MAX_PER_LANG = 20000  # train utterances per language the report encodes
+# FastConformer's encoder emits one frame per 80 ms (10 ms hop, 8x subsampling). CTC needs a
+# frame per token plus one per adjacent repeat: a "CTC load" above 1 cannot be aligned at all.
+ENCODER_FRAMES_PER_S = 12.5
+
+
+def ctc_load(ids: list[int], duration_s: float) -> float:
+    """(tokens + adjacent repeats) / encoder frames; above 1.0 CTC has no valid alignment."""
+    repeats = sum(1 for a, b in pairwise(ids) if a == b)
+    return (len(ids) + repeats) / max(1, int(duration_s * ENCODER_FRAMES_PER_S))
 
 
 def script_alphabet(policy: TextPolicy) -> list[str]:
@@ -215,12 +226,15 @@ def tokenizer_report(model_path: Path, manifests: dict[str, Path]) -> dict:
             n_unk = sum(x.count(unk) for x in ids)
             n_chr = sum(spoken_chars(t) for t, _ in items)
             secs = sum(d for _, d in items)
+            loads = sorted(ctc_load(x, d) for x, (_, d) in zip(ids, items, strict=True))
             rows[lang] = {
                 "utterances": len(items),
                 "tokens_per_char": round(n_tok / max(1, n_chr), 4),
                 "tokens_per_second": round(n_tok / max(secs, 1e-9), 3),
                 "unk_rate": round(n_unk / max(1, n_tok), 6),
                 "utterances_with_unk": sum(unk in x for x in ids),
+                "ctc_load_p99": round(loads[min(len(loads) - 1, int(0.99 * len(loads)))], 3),
+                "ctc_load_max": round(loads[-1], 3),
             }
         report[split] = rows
     return report
@@ -299,12 +313,13 @@ def format_report(info: dict) -> str:
     lines = [
         f"vocab {info['vocab_size']} (asked {info['vocab_size_requested']}), "
         f"{info['required_chars']} characters covered, scripts: {', '.join(info['scripts'])}",
-        f"{'lang':<6}{'split':<7}{'utts':>7}{'tok/char':>10}{'tok/s':>8}{'unk_rate':>10}",
+        f"{'lang':<6}{'split':<7}{'utts':>7}{'tok/char':>10}{'tok/s':>8}{'unk_rate':>10}"
+        f"{'ctc_load_max':>14}",
     ]
     for split, rows in info["report"].items():
         for lang, r in rows.items():
             lines.append(
                 f"{lang:<6}{split:<7}{r['utterances']:>7}{r['tokens_per_char']:>10.3f}"
-                f"{r['tokens_per_second']:>8.2f}{r['unk_rate']:>10.4f}"
+                f"{r['tokens_per_second']:>8.2f}{r['unk_rate']:>10.4f}{r['ctc_load_max']:>14.2f}"
             )
     return "\n".join(lines)

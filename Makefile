@@ -80,6 +80,9 @@ VAL_SPLIT = $(MANIFEST_DIR)/val.jsonl
 TOKENIZER_MODEL = $(TOKENIZER_DIR)/tokenizer.model
 DATA_REPORT = $(DATA_REPORT_DIR)/report.json
 DATA_FORCE = $(if $(filter 1,$(FORCE)),data-force,)
+# a tokenizer built with another VOCAB_SIZE is stale even when it is newer than its inputs
+TOKENIZER_STALE = $(if $(shell grep -qs '"vocab_size_requested": $(VOCAB_SIZE),' \
+	$(TOKENIZER_DIR)/build_info.json || echo stale),data-force,)
 
 .PHONY: prod-artifacts demo-artifacts data-force
 
@@ -102,7 +105,7 @@ $(RAW_MANIFEST): $(RAW_SHARDS) $(DATA_CONFIG) $(DATA_FORCE) | setup
 $(TRAIN_SPLIT) $(VAL_SPLIT) &: $(RAW_MANIFEST) $(DATA_CONFIG) $(DATA_FORCE) | setup
 	$(PY) scripts/split_manifest.py --manifest $< --output-dir $(MANIFEST_DIR) --config $(DATA_CONFIG)
 
-$(TOKENIZER_MODEL): $(TRAIN_SPLIT) $(VAL_SPLIT) $(DATA_CONFIG) $(DATA_FORCE) | setup
+$(TOKENIZER_MODEL): $(TRAIN_SPLIT) $(VAL_SPLIT) $(DATA_CONFIG) $(DATA_FORCE) $(TOKENIZER_STALE) | setup
 	$(PY) scripts/build_tokenizer.py --train $(TRAIN_SPLIT) --val $(VAL_SPLIT) \
 		--output-dir $(TOKENIZER_DIR) --vocab-size $(VOCAB_SIZE) --config $(DATA_CONFIG) \
 		--threads $(WORKERS)

@@ -1,0 +1,1 @@
+"""Runtime data loading: production index schema, tar-offset reader, sampler, dataset."""

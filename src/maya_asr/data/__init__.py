@@ -1,0 +1,1 @@
+"""Data pipeline library: raw shard format, demo corpus, manifests, splits, tokenizer, index."""

@@ -89,7 +89,7 @@ class CostModel:
 
 
 def assign_buckets(duration_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1]; -1 outside [edges[0], edges[-1])."""
+    """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1]; -1 outside the edges."""
     edges = np.asarray(edges, np.float64)
     b = np.searchsorted(edges, duration_s, side="right") - 1
     b[(b < 0) | (b >= len(edges) - 1)] = -1
@@ -299,8 +299,13 @@ def pack_batches(
         pos[reorder] = np.arange(len(reorder))
         starts = pos[starts]  # batches outside the tails stay contiguous, in order
         sizes = _batch_sizes(
-            d_s[t_idx], t_s[t_idx], group[t_idx], caps[t_idx], max_batch_dur,
-            max_tokens_in_batch, joint,
+            d_s[t_idx],
+            t_s[t_idx],
+            group[t_idx],
+            caps[t_idx],
+            max_batch_dur,
+            max_tokens_in_batch,
+            joint,
         )
         t_starts, t_lens = _chain(sizes, group[t_idx])
         starts = np.concatenate([starts, t_idx[t_starts]])

@@ -20,6 +20,7 @@ the next iteration yields exactly the batches that followed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ class SamplerConfig:
         if self.bucket_batch_sizes is not None:
             object.__setattr__(self, "bucket_batch_sizes", tuple(self.bucket_batch_sizes))
         e = self.bucket_edges
-        if len(e) < 2 or any(b <= a for a, b in zip(e, e[1:])) or e[0] < 0:
+        if len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e)) or e[0] < 0:
             raise ValueError(f"bucket_edges must be >= 2 increasing non-negative seconds, got {e}")
         if self.max_batch_dur < e[-1]:
             raise ValueError(
@@ -60,8 +61,9 @@ class SamplerConfig:
         if self.max_batch_size < 1 or self.max_tokens_in_batch < 1:
             raise ValueError("max_batch_size and max_tokens_in_batch must be at least 1")
         if not 0.0 <= self.temperature <= 1.0:
-            raise ValueError(f"temperature must be in [0, 1] (1 natural, 0 uniform), got "
-                             f"{self.temperature}")
+            raise ValueError(
+                f"temperature must be in [0, 1] (1 natural, 0 uniform), got {self.temperature}"
+            )
         if self.pool_size < 1 or self.accumulate_grad_batches < 1:
             raise ValueError("pool_size and accumulate_grad_batches must be at least 1")
         bp.check_bucket_caps(e, self.max_batch_size, self.bucket_batch_sizes)
@@ -127,10 +129,13 @@ def plan_epoch(
         [packed.rows[packed.offsets[i] : packed.offsets[i + 1]] for i in np.flatnonzero(~used)]
         or [np.zeros(0, np.int64)]
     )
-    kept_h = np.bincount(lang[packed.rows], weights=duration_s[packed.rows], minlength=num_languages)
+    kept_h = np.bincount(
+        lang[packed.rows], weights=duration_s[packed.rows], minlength=num_languages
+    )
     if len(kept_rows):
-        kept_h -= np.bincount(lang[kept_rows], weights=duration_s[kept_rows],
-                              minlength=num_languages)
+        kept_h -= np.bincount(
+            lang[kept_rows], weights=duration_s[kept_rows], minlength=num_languages
+        )
     stats = {
         "rows": len(duration_s),
         "dropped_out_of_range": int((~usable).sum()),
@@ -245,15 +250,30 @@ class ProductionBatchSampler:
         if languages is not None:
             lang = _language_codes(names, languages)[lang] if len(names) else lang
             names = list(languages)
-        return cls(dur, lang, tok, languages=names, config=SamplerConfig(**config_fields),
-                   rank=rank, world_size=world_size, seed=seed)
+        return cls(
+            dur,
+            lang,
+            tok,
+            languages=names,
+            config=SamplerConfig(**config_fields),
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+        )
 
     # -- planning ----------------------------------------------------------------------------
     def plan(self, epoch: int | None = None) -> EpochPlan:
         """The global plan (all ranks) of ``epoch`` (default: the current one)."""
-        return plan_epoch(self.duration_s, self.lang, self.num_tokens, len(self.languages),
-                          self.config, self.world_size, self.seed,
-                          self.epoch if epoch is None else epoch)
+        return plan_epoch(
+            self.duration_s,
+            self.lang,
+            self.num_tokens,
+            len(self.languages),
+            self.config,
+            self.world_size,
+            self.seed,
+            self.epoch if epoch is None else epoch,
+        )
 
     def _my_batches(self) -> list[np.ndarray]:
         if self._cache is None or self._cache[0] != self.epoch:
@@ -293,9 +313,13 @@ class ProductionBatchSampler:
         n = self.position if batches_consumed is None else int(batches_consumed)
         if n < 0:
             raise ValueError(f"batches_consumed must be >= 0, got {n}")
-        return {"epoch": self.epoch, "batches_consumed": n, "seed": self.seed,
-                "world_size": self.world_size,
-                "accumulation": self.config.accumulate_grad_batches}
+        return {
+            "epoch": self.epoch,
+            "batches_consumed": n,
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "accumulation": self.config.accumulate_grad_batches,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         unknown = set(state) - self.STATE_KEYS
@@ -305,8 +329,11 @@ class ProductionBatchSampler:
                 f"sampler state has unknown keys {sorted(unknown)} / lacks {sorted(missing)}: "
                 "it was not written by this ProductionBatchSampler version"
             )
-        for name, mine in (("seed", self.seed), ("world_size", self.world_size),
-                           ("accumulation", self.config.accumulate_grad_batches)):
+        for name, mine in (
+            ("seed", self.seed),
+            ("world_size", self.world_size),
+            ("accumulation", self.config.accumulate_grad_batches),
+        ):
             if state[name] != mine:
                 raise ValueError(
                     f"checkpoint sampler {name}={state[name]} but this run has {mine}: resume "
@@ -322,5 +349,11 @@ class ProductionBatchSampler:
 
     def describe(self) -> dict:
         """Config and identity, for logs."""
-        return {"config": asdict(self.config), "rank": self.rank, "world_size": self.world_size,
-                "seed": self.seed, "epoch": self.epoch, "rows": len(self.duration_s)}
+        return {
+            "config": asdict(self.config),
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "rows": len(self.duration_s),
+        }

@@ -19,6 +19,7 @@ dropped when the reader is pickled, so a reader can be handed to DataLoader work
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import resource
@@ -152,10 +153,8 @@ class TarOffsetReader:
         open our own, so no two processes ever share one LRU."""
         if os.getpid() != self._pid:
             for fd in self._fds.values():
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
             self._fds.clear()
             self._pid = os.getpid()
 
@@ -201,7 +200,10 @@ class TarOffsetReader:
         offset_data, nbytes = int(offset_data), int(nbytes)
         if offset_data < 0 or nbytes <= 0:
             raise TarHeaderMismatchError(
-                tar_path, offset_data, key, f"invalid byte range (nbytes={nbytes}); rebuild the index"
+                tar_path,
+                offset_data,
+                key,
+                f"invalid byte range (nbytes={nbytes}); rebuild the index",
             )
         fd = self._fd(tar_path, offset_data, key)
         check = self.config.verify_header and offset_data >= TAR_BLOCK
@@ -216,8 +218,8 @@ class TarOffsetReader:
                 tar_path,
                 offset_data,
                 key,
-                f"shard ends after {len(buf) - (want - nbytes)} of {nbytes} bytes (truncated "
-                "shard): re-copy it or drop its rows from the index",
+                f"shard ends after {max(0, len(buf) - (want - nbytes))} of {nbytes} bytes "
+                "(truncated shard): re-copy it or drop its rows from the index",
             )
         if check:
             self._verify_header(buf[:TAR_BLOCK], tar_path, offset_data, nbytes, key)

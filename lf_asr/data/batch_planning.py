@@ -90,10 +90,13 @@ class CostModel:
 
 def assign_buckets(duration_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1]; -1 outside the edges."""
-    edges = np.asarray(edges, np.float64)
-    b = np.searchsorted(edges, duration_s, side="right") - 1
-    b[(b < 0) | (b >= len(edges) - 1)] = -1
-    return b.astype(np.int8)
+    if len(edges) > 100:
+        raise ValueError(f"at most 99 buckets are supported, got {len(edges) - 1}")
+    b = np.full(len(duration_s), -1, np.int8)  # one byte per row: no int64 searchsorted output
+    for e in edges:
+        b += duration_s >= e
+    b[b == len(edges) - 1] = -1
+    return b
 
 
 def language_probs(hours: np.ndarray, temperature: float) -> np.ndarray:
@@ -128,12 +131,26 @@ def select_epoch_rows(
     whose budget covers all of it are all taken. ``lang < 0`` rows are never taken."""
     n = len(lang)
     num_langs = len(budget_s)
-    total = np.bincount(lang[lang >= 0], weights=duration_s[lang >= 0], minlength=num_langs)
+    valid = lang >= 0
+    lang0 = np.where(valid, lang, 0)
+    total = np.bincount(lang0, weights=np.where(valid, duration_s, 0), minlength=num_langs)
     full = (budget_s >= total * (1 - 1e-9)) & (total > 0)
-    take = (lang >= 0) & full[np.maximum(lang, 0)]
-    partial = (lang >= 0) & ~take & (budget_s[np.maximum(lang, 0)] > 0)
+    take = valid & full[lang0]
+    partial = valid & ~take & (budget_s[lang0] > 0)
     idx = np.flatnonzero(partial)
+    del partial
     if len(idx):
+        # Sorting every row of a heavily subsampled language is wasted work: keep a Bernoulli
+        # pre-sample a little larger than the budget (all rows where that falls short), then
+        # sort only those candidates.
+        keep_p = np.minimum(1.0, budget_s / np.maximum(total, 1e-9) * 1.02 + 1e-3)
+        li = lang[idx]
+        cand = rng.random(len(idx), dtype=np.float32) < keep_p[li]
+        got = np.bincount(li[cand], weights=duration_s[idx[cand]], minlength=num_langs)
+        short = got < budget_s
+        cand |= short[li]
+        idx = idx[cand]
+        del li, cand
         # Random order inside each language: sort by (language, random key) in one argsort.
         key = (lang[idx].astype(np.int64) << 32) | rng.integers(0, 2**32, len(idx), np.int64)
         order = idx[np.argsort(key)]
@@ -141,10 +158,10 @@ def select_epoch_rows(
         lo = lang[order]
         cum = np.cumsum(duration_s[order], dtype=np.float64)
         starts = np.flatnonzero(np.r_[True, lo[1:] != lo[:-1]])
-        before = np.repeat(np.r_[0.0, cum[starts[1:] - 1]], np.diff(np.r_[starts, len(lo)]))
-        within = cum - before
-        del cum, before
-        take[order[within <= budget_s[lo] + 1e-6]] = True
+        base = np.zeros(num_langs)  # cumulative duration before each language's first row
+        base[lo[starts]] = np.r_[0.0, cum[starts[1:] - 1]]
+        cum -= base[lo]  # now: duration up to each row within its language
+        take[order[cum <= budget_s[lo] + 1e-6]] = True
     return np.flatnonzero(take) if n else np.zeros(0, np.int64)
 
 
@@ -157,28 +174,37 @@ def _group_sort(bucket, duration_s, pool_size, rng) -> tuple[np.ndarray, np.ndar
     pools = np.maximum(1, -(-counts // pool_size))  # ceil
     if pools.max(initial=1) >= 2**20:
         raise ValueError("pool_size too small for this many rows: raise it")
-    pool = rng.integers(0, pools[bucket], dtype=np.int64)
-    group = (bucket.astype(np.int64) << 20) | pool
-    dur_q = np.minimum(np.round(duration_s * 1e4).astype(np.int64), 2**24 - 1)  # 0.1 ms units
-    key = (group << 35) | (dur_q << 11) | rng.integers(0, 2**11, n, dtype=np.int64)
-    del pool, dur_q
+    # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11),
+    # built in place to keep one int64 per row alive at a time.
+    key = bucket.astype(np.int64)
+    key <<= 20
+    key |= rng.integers(0, pools[bucket], dtype=np.int64)
+    key <<= 24
+    key |= np.minimum(np.round(duration_s * 1e4), 2**24 - 1).astype(np.int64)
+    key <<= 11
+    key |= rng.integers(0, 2**11, n, dtype=np.int64)
     order = np.argsort(key)
+    group = key[order]
     del key
-    return order, group[order]
+    group >>= 35
+    return order, group.astype(np.int32)
 
 
-def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 22) -> np.ndarray:
+def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 20) -> np.ndarray:
     """For every position i of the sorted rows: the longest run i..i+k-1 inside i's group that
     meets every cap (0 when row i alone breaks one). Vectorised over positions, looping only over
     k <= max(caps) with running aggregates; processed in chunks to bound memory."""
     n = len(d)
     kmax = int(caps.max()) if n else 0
     out = np.zeros(n, np.int32)
-    pad = lambda a, v: np.concatenate([a, np.full(kmax, v, a.dtype)])  # noqa: E731
-    d, t, g = pad(d, np.float32(np.inf)), pad(t, np.int32(2**30)), pad(g, np.int64(-1))
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
-        gi = g[c0:c1]
+        m, h = c1 - c0, min(n, c1 + kmax)  # this chunk and the rows its batches may reach
+        pad = c1 + kmax - h  # rows past the end: padded so that they never fit
+        dc = np.concatenate([d[c0:h], np.full(pad, np.inf, np.float32)])
+        tc = np.concatenate([t[c0:h], np.full(pad, 2**30, np.int32)])
+        gc = np.concatenate([g[c0:h], np.full(pad, -1, g.dtype)])
+        gi = gc[:m]
         cap_i = caps[c0:c1]
         alive = np.ones(c1 - c0, bool)
         run_d = np.zeros(c1 - c0, np.float32)
@@ -186,11 +212,11 @@ def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 22)
         run_tmax = np.zeros(c1 - c0, np.int32)
         size = np.zeros(c1 - c0, np.int32)
         for k in range(1, kmax + 1):
-            j0 = c0 + k - 1
-            np.maximum(run_d, d[j0 : j0 + c1 - c0], out=run_d)
-            run_tsum += t[j0 : j0 + c1 - c0]
-            np.maximum(run_tmax, t[j0 : j0 + c1 - c0], out=run_tmax)
-            ok = alive & (g[j0 : j0 + c1 - c0] == gi) & (cap_i >= k)
+            j = slice(k - 1, k - 1 + m)
+            np.maximum(run_d, dc[j], out=run_d)
+            run_tsum += tc[j]
+            np.maximum(run_tmax, tc[j], out=run_tmax)
+            ok = alive & (gc[j] == gi) & (cap_i >= k)
             ok &= run_d * k <= max_batch_dur * (1 + 1e-6)
             ok &= run_tsum <= max_tokens
             if joint is not None:
@@ -271,63 +297,48 @@ def pack_batches(
     sorted by duration and cut greedily: a batch grows while batch size x longest clip <=
     ``max_batch_dur``, size <= the bucket's cap, total tokens <= ``max_tokens_in_batch`` and the
     joint tensor fits ``joint``. Neighbours in a sorted pool have nearly equal durations, so
-    padding is small even with 5 buckets, and pools keep batch composition random.
+    padding is small even with 5 buckets, and pools keep batch composition random. The last,
+    usually short, batch of every pool goes back into one tail pool per bucket and is re-cut, so
+    only one short batch per bucket remains.
     """
     d = duration_s.astype(np.float32, copy=False)
     order, group = _group_sort(bucket, d, pool_size, rng)
     d_s = d[order]
     t_s = num_tokens[order].astype(np.int32, copy=False)
-    caps = bucket_caps[bucket[order]].astype(np.int32)
-    sizes = _batch_sizes(d_s, t_s, group, caps, max_batch_dur, max_tokens_in_batch, joint)
-    starts, lens = _chain(sizes, group)
-    # The last batch of each pool is usually short. Pool those tails again, one pool per bucket
-    # (a stable re-sort keeps them duration-sorted), so only one short batch per bucket remains.
+    caps = bucket_caps[bucket[order]].astype(np.int16)
+    lim = (max_batch_dur, max_tokens_in_batch, joint)
+    starts, lens = _chain(_batch_sizes(d_s, t_s, group, caps, *lim), group)
     last = np.r_[group[starts[1:]] != group[starts[:-1]], True] if len(starts) else starts > 0
-    tail = np.zeros(len(order), bool)
-    tail[np.repeat(starts[last], lens[last]) + _ranks(lens[last])] = True
-    if tail.any():
-        keep_b = ~last
-        starts, lens = starts[keep_b], lens[keep_b]
-        group = group.copy()
-        group[tail] |= (1 << 20) - 1  # one shared tail pool per bucket, after its other pools
-        reorder = np.argsort(group, kind="stable")  # nearly sorted already: cheap
-        t_idx = np.flatnonzero(tail[reorder])  # contiguous per bucket
-        t_rows = reorder[t_idx]
-        reorder[t_idx] = t_rows[np.lexsort((d_s[t_rows], group[t_rows]))]  # by duration
-        order, group, d_s, t_s, caps = (x[reorder] for x in (order, group, d_s, t_s, caps))
-        pos = np.empty_like(reorder)
-        pos[reorder] = np.arange(len(reorder))
-        starts = pos[starts]  # batches outside the tails stay contiguous, in order
-        sizes = _batch_sizes(
-            d_s[t_idx],
-            t_s[t_idx],
-            group[t_idx],
-            caps[t_idx],
-            max_batch_dur,
-            max_tokens_in_batch,
-            joint,
-        )
-        t_starts, t_lens = _chain(sizes, group[t_idx])
-        starts = np.concatenate([starts, t_idx[t_starts]])
-        lens = np.concatenate([lens, t_lens])
-        o = np.argsort(starts, kind="stable")
-        starts, lens = starts[o], lens[o]
-    del group, caps, sizes
-    covered = np.zeros(len(order) + 1, np.int32)
-    np.add.at(covered, starts, 1)
-    np.add.at(covered, starts + lens, -1)
-    in_batch = np.cumsum(covered[:-1]) > 0
-    offsets = np.r_[0, np.cumsum(lens, dtype=np.int64)]
-    d_b, t_b = d_s[in_batch], t_s[in_batch]
-    seg = offsets[:-1]
-    return PackedBatches(
-        rows=rows[order[in_batch]],
-        offsets=offsets,
-        max_duration_s=np.maximum.reduceat(d_b, seg) if len(seg) else np.zeros(0, np.float32),
-        sum_duration_s=np.add.reduceat(d_b.astype(np.float64), seg) if len(seg) else np.zeros(0),
-        max_tokens=np.maximum.reduceat(t_b, seg) if len(seg) else np.zeros(0, np.int32),
-        dropped_over_cap=int(len(order) - in_batch.sum()),
+    # Tail rows, re-sorted by (bucket, duration): positions into the sorted arrays.
+    t_pos = _expand(starts[last], lens[last])
+    t_bucket = group[t_pos] >> 20
+    t_pos = t_pos[np.lexsort((d_s[t_pos], t_bucket))]
+    t_bucket.sort()
+    t_starts, t_lens = _chain(
+        _batch_sizes(d_s[t_pos], t_s[t_pos], t_bucket, caps[t_pos], *lim), t_bucket
     )
+    del group, caps, t_bucket
+    pos = np.concatenate([_expand(starts[~last], lens[~last]), t_pos[_expand(t_starts, t_lens)]])
+    lens = np.concatenate([lens[~last], t_lens])
+    offsets = np.r_[0, np.cumsum(lens, dtype=np.int64)]
+    d_b, t_b = d_s[pos], t_s[pos]
+    seg = offsets[:-1]
+    empty = len(seg) == 0
+    return PackedBatches(
+        rows=rows[order[pos]],
+        offsets=offsets,
+        max_duration_s=np.zeros(0, np.float32) if empty else np.maximum.reduceat(d_b, seg),
+        sum_duration_s=np.zeros(0) if empty else np.add.reduceat(d_b.astype(np.float64), seg),
+        max_tokens=np.zeros(0, np.int32) if empty else np.maximum.reduceat(t_b, seg),
+        dropped_over_cap=int(len(order) - len(pos)),
+    )
+
+
+def _expand(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions covered by runs ``[starts[i], starts[i] + lens[i])``, run after run."""
+    if len(starts) == 0:
+        return np.zeros(0, np.int64)
+    return np.repeat(starts.astype(np.int64), lens) + _ranks(lens)
 
 
 def batch_costs(

@@ -79,11 +79,29 @@ class EpochPlan:
     costs: np.ndarray  # (M,) cost of each micro-batch
     stats: dict  # counts and shares, for logs and benchmarks
 
-    def rank_batches(self, rank: int) -> list[np.ndarray]:
-        """The micro-batches of ``rank`` in the order it runs them."""
+    def rank_batches(self, rank: int) -> RankBatches:
+        """The micro-batches of ``rank`` in the order it runs them, in one compact array."""
         b = self.batches
         ids = self.steps[:, rank, :].reshape(-1)
-        return [b.rows[b.offsets[i] : b.offsets[i + 1]] for i in ids]
+        sizes = b.offsets[ids + 1] - b.offsets[ids]
+        offsets = np.r_[0, np.cumsum(sizes)]
+        pos = np.repeat(b.offsets[ids] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        dtype = np.int32 if len(b.rows) == 0 or b.rows.max() < 2**31 else np.int64
+        return RankBatches(b.rows[pos].astype(dtype), offsets)
+
+
+@dataclass
+class RankBatches:
+    """One rank's micro-batches of an epoch: batch i is ``rows[offsets[i]:offsets[i+1]]``."""
+
+    rows: np.ndarray  # (R,) index rows, int32 when they fit
+    offsets: np.ndarray  # (M+1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.rows[self.offsets[i] : self.offsets[i + 1]].tolist()
 
 
 def plan_epoch(
@@ -230,7 +248,7 @@ class ProductionBatchSampler:
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.epoch = epoch
         self.position = 0  # micro-batches of this epoch already handed out (or restored)
-        self._cache: tuple[int, list[np.ndarray], dict] | None = None
+        self._cache: tuple[int, RankBatches, dict] | None = None
 
     @classmethod
     def from_parquet(
@@ -275,7 +293,7 @@ class ProductionBatchSampler:
             self.epoch if epoch is None else epoch,
         )
 
-    def _my_batches(self) -> list[np.ndarray]:
+    def _my_batches(self) -> RankBatches:
         if self._cache is None or self._cache[0] != self.epoch:
             plan = self.plan()
             self._cache = (self.epoch, plan.rank_batches(self.rank), plan.stats)
@@ -296,7 +314,7 @@ class ProductionBatchSampler:
         while self.position < len(batches):
             b = batches[self.position]
             self.position += 1
-            yield b.tolist()
+            yield b
         self.position = 0
 
     def set_epoch(self, epoch: int) -> None:

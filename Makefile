@@ -54,3 +54,14 @@ demo-corpus: setup  ## synthesise the 12-language demo corpus (skipped when alre
 
 demo: demo-corpus  ## the main job on the embedded demo corpus
 	@echo "demo: corpus ready under $(DEMO_ROOT)"
+
+# ---------------------------------------------------------------- loader
+.PHONY: bench-loader bench-reader bench-sampler
+
+bench-reader: setup  ## reader vs per-sample tarfile and a webdataset stream -> artifacts/bench/reader.json
+	$(PY) scripts/bench_reader.py --demo-root $(DEMO_ROOT)
+
+bench-sampler: setup  ## sampler vs Lhotse, shares, DDP balance, 50M-row plan -> artifacts/bench/sampler.json
+	$(PY) scripts/bench_sampler.py
+
+bench-loader: bench-reader bench-sampler  ## both loader benchmarks

@@ -214,7 +214,9 @@ class ProductionBatchSampler:
     step, balanced in cost (``batch_planning.assign_steps``). Deterministic in (seed, epoch).
     """
 
-    STATE_KEYS = frozenset({"epoch", "batches_consumed", "seed", "world_size", "accumulation"})
+    STATE_KEYS = frozenset(
+        {"epoch", "batches_consumed", "seed", "world_size", "accumulation", "plan_fingerprint"}
+    )
 
     def __init__(
         self,
@@ -332,6 +334,7 @@ class ProductionBatchSampler:
         if n < 0:
             raise ValueError(f"batches_consumed must be >= 0, got {n}")
         return {
+            "plan_fingerprint": self.plan_fingerprint(),
             "epoch": self.epoch,
             "batches_consumed": n,
             "seed": self.seed,
@@ -357,6 +360,12 @@ class ProductionBatchSampler:
                     f"checkpoint sampler {name}={state[name]} but this run has {mine}: resume "
                     f"with the same {name} (or start a new epoch without the sampler state)"
                 )
+        if state["plan_fingerprint"] != self.plan_fingerprint():
+            raise ValueError(
+                "the index rows or the sampler config differ from the checkpoint's, so its "
+                "position means other batches: restore them, or start a new epoch without the "
+                "sampler state"
+            )
         self.epoch = int(state["epoch"])
         self.position = int(state["batches_consumed"])
         if self.position > len(self._my_batches()):
@@ -364,6 +373,16 @@ class ProductionBatchSampler:
                 f"batches_consumed={self.position} exceeds the {len(self)} batches of epoch "
                 f"{self.epoch}: the index or sampler config changed since the checkpoint"
             )
+
+    def plan_fingerprint(self) -> str:
+        """Changes when the rows, their languages or the config change: a restored position is
+        only meaningful for the same plan."""
+        import hashlib
+
+        h = hashlib.sha1(repr((self.config, self.languages, len(self.duration_s))).encode())
+        for a in (self.duration_s, self.lang, self.num_tokens):
+            h.update(np.ascontiguousarray(a[:: max(1, len(a) // 100_000)]).tobytes())
+        return h.hexdigest()[:16]
 
     def describe(self) -> dict:
         """Config and identity, for logs."""

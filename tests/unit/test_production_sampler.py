@@ -150,6 +150,10 @@ def test_load_state_dict_rejects_unknown_keys_and_other_runs():
         s.load_state_dict({**state, "shuffle": True})
     with pytest.raises(ValueError, match="world_size"):
         make(n=300, world_size=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="sampler config differ"):
+        make(n=300, max_batch_size=8).load_state_dict(state)
+    with pytest.raises(ValueError, match="index rows"):
+        make(n=301).load_state_dict(state)
     with pytest.raises(ValueError, match="exceeds"):
         s.load_state_dict({**state, "batches_consumed": 10**6})
 

@@ -166,6 +166,7 @@ def plan_epoch(
         "target_share": probs.tolist(),
         "epoch_share": (kept_h / max(kept_h.sum(), 1e-12)).tolist(),
         "epoch_hours": float(kept_h.sum() / 3600),
+        "dropped_after_selection_s": float(duration_s[rows].sum(dtype=np.float64) - kept_h.sum()),
     }
     return EpochPlan(batches=packed, steps=steps, costs=costs, stats=stats)
 

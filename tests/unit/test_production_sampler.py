@@ -65,7 +65,7 @@ def test_every_rank_batch_meets_every_cap_and_rows_never_repeat(
         max_tokens_in_batch=max_tokens,
         joint=jc,
     )
-    d, _, tok = sampler_columns(n, seed)
+    d, lang, tok = sampler_columns(n, seed)
     seen: list[int] = []
     lengths = {len(list(s)) for s in samplers}
     assert len(lengths) == 1, "every rank yields the same number of micro-batches"
@@ -81,6 +81,18 @@ def test_every_rank_batch_meets_every_cap_and_rows_never_repeat(
                 assert jc.elements(len(i), d[i].max(), tok[i].max()) <= jc.max_elements
             seen.extend(batch)
     assert len(seen) == len(set(seen)), "no row twice in an epoch, across all ranks"
+    # Shares: each language's selection is within one clip (< 20 s) of its budget, and rows
+    # dropped after selection (over a cap, or in left-over batches) move it by at most their
+    # duration D: |share_l - p_l| <= (20 (L + 1) + 2 D) / H for the yielded hours H.
+    stats = samplers[0].stats
+    yielded = np.bincount(lang[seen], weights=d[seen], minlength=12)
+    total = yielded.sum()
+    assert np.isclose(stats["epoch_hours"] * 3600, total, rtol=1e-5)
+    if total > 0:
+        slack = (20.0 * 13 + 2 * stats["dropped_after_selection_s"]) / total
+        usable = np.bincount(lang[d < 20], weights=d[d < 20], minlength=12)
+        w = np.where(usable > 0, usable ** float(temperature), 0.0)  # p_l ~ n_l ** T
+        assert np.abs(yielded / total - w / w.sum()).max() <= slack
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.3, 1.0])

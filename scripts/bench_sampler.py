@@ -135,18 +135,19 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def plan_only(rows: int) -> dict:
+def plan_only(rows: int, temperature: float) -> dict:
     """One epoch over ``rows`` synthetic rows (rank 0 of 8), in this process."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     d, lang, tok = synthetic_columns(rows, seed=1)
     input_rss = peak_rss_gib()
     t0 = time.perf_counter()
-    sampler = ours(d, lang, tok, world_size=8)
+    sampler = ours(d, lang, tok, world_size=8, temperature=temperature)
     n = len(sampler)  # plans the epoch
     secs = time.perf_counter() - t0
     return {
         "rows": rows,
+        "temperature": temperature,
         "plan_seconds": round(secs, 2),
         "rows_per_s": round(rows / secs),
         "peak_rss_gib": round(peak_rss_gib(), 3),
@@ -161,11 +162,15 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000, help="rows for efficiency/shares/DDP")
     ap.add_argument("--plan-rows", type=int, default=50_000_000, help="rows for the plan timing")
     ap.add_argument("--out", default="artifacts/bench/sampler.json")
+    ap.add_argument(
+        "--plan-temperature", type=float, default=1.0,
+        help="temperature of the timed plan: 1.0 (default) packs every row, the worst case",
+    )  # fmt: skip
     ap.add_argument("--plan-only", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.plan_only:
-        print(json.dumps(plan_only(args.plan_only)))
+        print(json.dumps(plan_only(args.plan_only, args.plan_temperature)))
         return
 
     import numpy as np
@@ -213,7 +218,8 @@ def main() -> None:
     if args.plan_rows:
         print(f"planning {args.plan_rows:,} rows in a fresh process pinned to one core ...")
         out = subprocess.run(
-            [sys.executable, __file__, "--plan-only", str(args.plan_rows)],
+            [sys.executable, __file__, "--plan-only", str(args.plan_rows),
+             "--plan-temperature", str(args.plan_temperature)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         result["plan_epoch_one_core"] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -174,20 +174,28 @@ def _group_sort(bucket, duration_s, pool_size, rng) -> tuple[np.ndarray, np.ndar
     pools = np.maximum(1, -(-counts // pool_size))  # ceil
     if pools.max(initial=1) >= 2**20:
         raise ValueError("pool_size too small for this many rows: raise it")
-    # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11),
-    # built in place to keep one int64 per row alive at a time.
+    # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11), built
+    # in place; the group (bucket | pool) is rebuilt from small arrays after the sort instead of
+    # being cut out of a sorted copy of the int64 keys.
+    pool = rng.integers(0, pools[bucket], dtype=np.int64).astype(np.int32)
     key = bucket.astype(np.int64)
     key <<= 20
-    key |= rng.integers(0, pools[bucket], dtype=np.int64)
+    key |= pool
     key <<= 24
     key |= np.minimum(np.round(duration_s * 1e4), 2**24 - 1).astype(np.int64)
     key <<= 11
     key |= rng.integers(0, 2**11, n, dtype=np.int64)
-    order = np.argsort(key)
-    group = key[order]
+    order = _index_dtype(np.argsort(key), n)
     del key
-    group >>= 35
-    return order, group.astype(np.int32)
+    group = bucket[order].astype(np.int32)
+    group <<= 20
+    group |= pool[order]
+    return order, group
+
+
+def _index_dtype(a: np.ndarray, n: int) -> np.ndarray:
+    """Positions below ``n`` as int32 when they fit: half the memory of numpy's int64."""
+    return a.astype(np.int32) if n < 2**31 else a
 
 
 def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 20) -> np.ndarray:
@@ -291,7 +299,8 @@ def pack_batches(
     pool_size: int,
     rng: np.random.Generator,
 ) -> PackedBatches:
-    """Pack ``rows`` (with their duration, token count and bucket) into micro-batches.
+    """Pack index ``rows`` into micro-batches; ``duration_s``, ``num_tokens`` and ``bucket`` have
+    one entry per *index* row (they are read at ``rows``, never copied whole).
 
     Inside a bucket, rows are dealt into random pools of about ``pool_size`` and each pool is
     sorted by duration and cut greedily: a batch grows while batch size x longest clip <=
@@ -301,11 +310,12 @@ def pack_batches(
     usually short, batch of every pool goes back into one tail pool per bucket and is re-cut, so
     only one short batch per bucket remains.
     """
-    d = duration_s.astype(np.float32, copy=False)
-    order, group = _group_sort(bucket, d, pool_size, rng)
-    d_s = d[order]
-    t_s = num_tokens[order].astype(np.int32, copy=False)
-    caps = bucket_caps[bucket[order]].astype(np.int16)
+    order, group = _group_sort(bucket[rows], duration_s[rows], pool_size, rng)
+    src = rows[order]  # index rows in packing order
+    del order
+    d_s = duration_s[src].astype(np.float32, copy=False)
+    t_s = num_tokens[src].astype(np.int32, copy=False)
+    caps = bucket_caps[bucket[src]].astype(np.int16)
     lim = (max_batch_dur, max_tokens_in_batch, joint)
     starts, lens = _chain(_batch_sizes(d_s, t_s, group, caps, *lim), group)
     last = np.r_[group[starts[1:]] != group[starts[:-1]], True] if len(starts) else starts > 0
@@ -318,20 +328,32 @@ def pack_batches(
         _batch_sizes(d_s[t_pos], t_s[t_pos], t_bucket, caps[t_pos], *lim), t_bucket
     )
     del group, caps, t_bucket
-    pos = np.concatenate([_expand(starts[~last], lens[~last]), t_pos[_expand(t_starts, t_lens)]])
+    pos = np.concatenate(
+        [_covered(starts[~last], lens[~last], len(src)), t_pos[_expand(t_starts, t_lens)]]
+    )
+    pos = _index_dtype(pos, len(src))
     lens = np.concatenate([lens[~last], t_lens])
     offsets = np.r_[0, np.cumsum(lens, dtype=np.int64)]
     d_b, t_b = d_s[pos], t_s[pos]
     seg = offsets[:-1]
     empty = len(seg) == 0
     return PackedBatches(
-        rows=rows[order[pos]],
+        rows=src[pos],
         offsets=offsets,
         max_duration_s=np.zeros(0, np.float32) if empty else np.maximum.reduceat(d_b, seg),
         sum_duration_s=np.zeros(0) if empty else np.add.reduceat(d_b.astype(np.float64), seg),
         max_tokens=np.zeros(0, np.int32) if empty else np.maximum.reduceat(t_b, seg),
-        dropped_over_cap=int(len(order) - len(pos)),
+        dropped_over_cap=int(len(src) - len(pos)),
     )
+
+
+def _covered(starts: np.ndarray, lens: np.ndarray, n: int) -> np.ndarray:
+    """Positions covered by the disjoint runs ``[starts[i], starts[i] + lens[i])`` with
+    increasing ``starts``, in order: ``_expand`` with one byte per row of scratch, not 24."""
+    marks = np.zeros(n + 1, np.int8)
+    marks[starts] = 1
+    marks[starts + lens] -= 1
+    return np.flatnonzero(np.cumsum(marks[:-1], dtype=np.int8))
 
 
 def _expand(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:

@@ -121,17 +121,29 @@ def plan_epoch(
     edges = np.asarray(config.bucket_edges)
     bucket = bp.assign_buckets(duration_s, edges)
     usable = bucket >= 0
+    out_of_range = int((~usable).sum())
     lang_u = np.where(usable, lang, -1)
-    hours = np.bincount(lang_u[usable], weights=duration_s[usable], minlength=num_languages) / 3600
+    del usable
+    hours = (
+        np.bincount(
+            np.maximum(lang_u, 0),
+            weights=np.where(lang_u >= 0, duration_s, 0),
+            minlength=num_languages,
+        )
+        / 3600
+    )
     probs = bp.language_probs(hours, config.temperature)
     budget_h = bp.epoch_language_hours(hours, probs)
     rows = bp.select_epoch_rows(lang_u, duration_s, budget_h * 3600, rng_select)
+    del lang_u
+    if len(duration_s) < 2**31:
+        rows = rows.astype(np.int32)  # half the memory of numpy's default int64 indices
     caps = bp.check_bucket_caps(edges, config.max_batch_size, config.bucket_batch_sizes)
     packed = bp.pack_batches(
         rows,
-        duration_s[rows],
-        num_tokens[rows],
-        bucket[rows],
+        duration_s,
+        num_tokens,
+        bucket,
         caps,
         config.max_batch_dur,
         config.max_tokens_in_batch,
@@ -156,7 +168,7 @@ def plan_epoch(
         )
     stats = {
         "rows": len(duration_s),
-        "dropped_out_of_range": int((~usable).sum()),
+        "dropped_out_of_range": out_of_range,
         "selected_rows": len(rows),
         "dropped_over_cap": packed.dropped_over_cap,
         "micro_batches": packed.num_batches,

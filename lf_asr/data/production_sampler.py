@@ -155,16 +155,16 @@ def plan_epoch(
     steps = bp.assign_steps(costs, world_size, config.accumulate_grad_batches, rng_steps)
     used = np.zeros(packed.num_batches, bool)
     used[steps.reshape(-1)] = True
-    kept_rows = np.concatenate(
+    left_over = np.concatenate(  # rows of the micro-batches assign_steps left out
         [packed.rows[packed.offsets[i] : packed.offsets[i + 1]] for i in np.flatnonzero(~used)]
         or [np.zeros(0, np.int64)]
     )
     kept_h = np.bincount(
         lang[packed.rows], weights=duration_s[packed.rows], minlength=num_languages
     )
-    if len(kept_rows):
+    if len(left_over):
         kept_h -= np.bincount(
-            lang[kept_rows], weights=duration_s[kept_rows], minlength=num_languages
+            lang[left_over], weights=duration_s[left_over], minlength=num_languages
         )
     stats = {
         "rows": len(duration_s),

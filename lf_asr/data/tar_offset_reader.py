@@ -238,9 +238,12 @@ class TarOffsetReader:
                 tar_path, offset, key, f"header says {size} bytes, index says {nbytes}: rebuild it"
             )
         base = name.rsplit("/", 1)[-1]
-        # A 100-character name may be a GNU/pax truncation of a long one: only the size can be
-        # trusted then.
-        if key and len(block[0:100].rstrip(b"\0")) < 100 and base.split(".", 1)[0] != key:
+        stem = base.split(".", 1)[0]
+        # The WebDataset key keeps the member's folder ("a/b/hi_1" for "a/b/hi_1.flac"); accept
+        # it with or without. A 100-character name may be a GNU/pax truncation of a long one:
+        # only the size can be trusted then.
+        keys = (stem, name[: len(name) - len(base)] + stem)
+        if key and len(block[0:100].rstrip(b"\0")) < 100 and key not in keys:
             raise TarHeaderMismatchError(
                 tar_path, offset, key, f"member there is {name!r}, not {key!r}: rebuild the index"
             )

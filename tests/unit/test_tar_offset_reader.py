@@ -98,6 +98,17 @@ def test_missing_shard_wrong_offset_and_corrupt_audio_raise_typed_errors(tmp_pat
         reader.read(*_rows_of(tmp_path / "bad.tar")[0])
 
 
+def test_keys_with_folders_match_their_members(tmp_path):
+    synthetic = audio_bytes(np.zeros(1600, np.float32), 16000)
+    write_shard(tmp_path / "s.tar", [("part1/hi_7.wav", synthetic)])
+    tar_path, off, size, _ = _rows_of(tmp_path / "s.tar")[0]
+    reader = TarOffsetReader()
+    for key in ("part1/hi_7", "hi_7"):
+        assert reader.read(tar_path, off, size, key).shape == (1600,)
+    with pytest.raises(TarHeaderMismatchError):
+        reader.read(tar_path, off, size, "part2/hi_7")
+
+
 def test_header_check_can_be_skipped_for_headerless_ranges(tmp_path):
     synthetic_shard(tmp_path / "s.tar", "hi", 1)
     tar_path, off, size, key = _rows_of(tmp_path / "s.tar")[0]

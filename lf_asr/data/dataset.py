@@ -19,6 +19,7 @@ last good sample of this worker so that no DDP rank ever receives an empty batch
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -93,13 +94,17 @@ def open_index_view(index_path: Path, cache_dir: str | None = None):
 
     view = arrow_view_path(index_path, cache_dir)
     if not view.exists():
-        check_index_schema(pq.read_schema(index_path), str(index_path))
-        table = pq.read_table(index_path, columns=list(DATASET_COLUMNS))
         view.parent.mkdir(parents=True, exist_ok=True)
-        tmp = view.with_name(f"{view.name}.{os.getpid()}.partial")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=1 << 16)
-        os.replace(tmp, view)
+        # One builder per machine: the ranks of a node wait on a lock instead of all writing.
+        with open(view.with_name(view.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not view.exists():
+                check_index_schema(pq.read_schema(index_path), str(index_path))
+                table = pq.read_table(index_path, columns=list(DATASET_COLUMNS))
+                tmp = view.with_name(f"{view.name}.{os.getpid()}.partial")
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+                    w.write_table(table, max_chunksize=1 << 16)
+                os.replace(tmp, view)
     return pa.ipc.open_file(pa.memory_map(str(view), "r")).read_all()
 
 

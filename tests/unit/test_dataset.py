@@ -142,3 +142,15 @@ def test_dataloader_workers_give_the_same_batches_as_the_main_process(demo_index
     for a, b in zip(serial, parallel, strict=True):
         for x, y in zip(a, b, strict=True):
             assert torch.equal(x, y)
+
+
+def test_a_rewritten_index_gets_a_fresh_view(tmp_path):
+    synthetic_shard(tmp_path / "hi" / "shard-000000.tar", "hi", 3)
+    rows = index_rows([tmp_path / "hi" / "shard-000000.tar"])
+    model = train_spm([r["transcript"] for r in rows], tmp_path / "spm")
+    index = write_index(rows, tmp_path / "index.parquet")
+    first = ProductionDataset(index, LANGS, model)[[0]][1]
+    write_index(rows[::-1], index)
+    again = ProductionDataset(index, LANGS, model)[[0]][1]
+    assert first.tolist() != again.tolist()
+    assert len(list(tmp_path.glob("index.loader-*.arrow"))) == 2

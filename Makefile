@@ -120,3 +120,14 @@ $(DATA_REPORT): $(INDEX_PARQUET) $(VAL_MANIFEST) $(DATA_FORCE) | setup
 		--manifest-summary $(MANIFEST_DIR)/raw/summary.json \
 		--split-report $(MANIFEST_DIR)/split_report.json \
 		--tokenizer-report $(TOKENIZER_DIR)/tokenizer_report.json --output-dir $(DATA_REPORT_DIR)
+
+# ---------------------------------------------------------------- loader
+.PHONY: bench-loader bench-reader bench-sampler
+
+bench-reader: setup  ## reader vs per-sample tarfile and a webdataset stream -> artifacts/bench/reader.json
+	$(PY) scripts/bench_reader.py --demo-root $(DEMO_ROOT)
+
+bench-sampler: setup  ## sampler vs Lhotse, shares, DDP balance, 50M-row plan -> artifacts/bench/sampler.json
+	$(PY) scripts/bench_sampler.py
+
+bench-loader: bench-reader bench-sampler  ## both loader benchmarks

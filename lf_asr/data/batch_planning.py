@@ -1,0 +1,440 @@
+"""Pure, vectorised planning of one epoch of micro-batches: the core of ProductionBatchSampler.
+
+Every function here takes numpy arrays (one entry per index row) and a seeded ``Generator`` and
+returns numpy arrays; nothing loops over rows in Python, so an epoch of 50M rows plans in tens of
+seconds (``scripts/bench_sampler.py``). The stages, in order:
+
+1. ``assign_buckets``       duration -> bucket id, -1 outside the edges (dropped and counted);
+2. ``language_probs`` and ``epoch_language_hours``: the temperature target per language and the
+   hours each language contributes to the epoch;
+3. ``select_epoch_rows``    a random subset of each language's rows filling its hours;
+4. ``pack_batches``         rows -> micro-batches under the caps, from duration-sorted pools;
+5. ``batch_costs``          a compute-cost estimate per micro-batch;
+6. ``assign_steps``         micro-batches -> (optimizer step, rank, accumulation slot), balanced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+FRAME_SHIFT_S = 0.01  # mel frame shift of the FastConformer preprocessor (10 ms)
+
+
+@dataclass(frozen=True)
+class JointCap:
+    """Cap on the TDT joint tensor (B, T_enc, U + 1, V + 1 + num_durations) of one micro-batch.
+
+    That tensor, not the encoder, is what runs a transducer out of memory: at 16 s, 100 tokens
+    and a 32K vocabulary it holds 200 x 101 x 32774 = 662M elements per utterance. Pass the
+    model's values (``cfg.preprocessor.window_stride``, ``cfg.encoder.subsampling_factor``,
+    tokenizer vocab size, ``len(cfg.model_defaults.tdt_durations)``).
+    """
+
+    max_elements: int  # most joint elements a micro-batch may create (B * T * (U+1) * (V+1+D))
+    subsampling_factor: int = 8  # encoder frames = ceil(mel frames / subsampling_factor)
+    vocab_size: int = 32000  # BPE vocabulary, without the blank
+    num_durations: int = 5  # TDT duration outputs (0 for a plain RNNT joint)
+    frame_shift_s: float = FRAME_SHIFT_S  # preprocessor window stride in seconds
+
+    def __post_init__(self) -> None:
+        if self.max_elements <= 0:
+            raise ValueError(f"JointCap.max_elements must be positive, got {self.max_elements}")
+        if self.subsampling_factor < 1 or self.vocab_size < 1 or self.num_durations < 0:
+            raise ValueError(
+                "JointCap needs subsampling_factor >= 1, vocab_size >= 1, num_durations >= 0"
+            )
+        if self.frame_shift_s <= 0:
+            raise ValueError(f"frame_shift_s must be positive, got {self.frame_shift_s}")
+
+    def encoder_frames(self, duration_s: np.ndarray) -> np.ndarray:
+        """Encoder output length for clips of ``duration_s`` seconds (float64 array)."""
+        mel = np.floor(np.asarray(duration_s, np.float64) / self.frame_shift_s) + 1
+        return np.ceil(mel / self.subsampling_factor)
+
+    def elements(self, batch_size, max_duration_s, max_tokens) -> np.ndarray:
+        """Joint elements of batches of ``batch_size`` with the given longest clip / transcript."""
+        width = self.vocab_size + 1 + self.num_durations
+        return (
+            np.asarray(batch_size, np.float64)
+            * self.encoder_frames(max_duration_s)
+            * (np.asarray(max_tokens, np.float64) + 1)
+            * width
+        )
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Relative compute cost of a micro-batch, used to balance ranks (units: ~FLOPs / 1e9).
+
+    Defaults are rough per-element FLOP counts of the 1.1B FastConformer TDT: the encoder's linear
+    layers scale with padded encoder frames (B x T), self-attention with B x T^2, and the joint
+    with its tensor size; a micro-batch also has a fixed cost (kernel launches, ~1000 frames'
+    worth on an H200), which is what dominates the cheapest batches. Only ratios matter.
+    """
+
+    batch_overhead: float = 1000.0  # fixed per micro-batch: ~4K kernel launches fwd+bwd, ~20 ms
+    frame_cost: float = 1.0  # per padded encoder frame (42 layers x ~24 d_model^2 FLOPs)
+    attention_cost: float = 2e-4  # per (frame, frame) pair per utterance (42 x 4 d_model FLOPs)
+    joint_cost: float = 1.3e-6  # per joint element (the 640 -> V projection, ~2 x 640 FLOPs)
+    subsampling_factor: int = 8
+    vocab_size: int = 32000
+    num_durations: int = 5
+
+    def __post_init__(self) -> None:
+        if min(self.batch_overhead, self.frame_cost, self.attention_cost, self.joint_cost) < 0:
+            raise ValueError("CostModel coefficients must be non-negative")
+
+
+def assign_buckets(duration_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1]; -1 outside the edges."""
+    if len(edges) > 100:
+        raise ValueError(f"at most 99 buckets are supported, got {len(edges) - 1}")
+    b = np.full(len(duration_s), -1, np.int8)  # one byte per row: no int64 searchsorted output
+    for e in edges:
+        b += duration_s >= e
+    b[b == len(edges) - 1] = -1
+    return b
+
+
+def language_probs(hours: np.ndarray, temperature: float) -> np.ndarray:
+    """Target share p_l of each language: p_l proportional to n_l ** T over languages with data.
+
+    ``T = 1`` keeps the natural shares, ``T = 0`` makes them uniform, in between flattens them
+    (the convention of XLS-R / mSLAM "alpha"; fairseq's "temperature" is 1/T of this one).
+    """
+    hours = np.asarray(hours, np.float64)
+    w = np.where(hours > 0, np.power(np.maximum(hours, 1e-300), temperature), 0.0)
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("no language has any usable audio: check durations and bucket edges")
+    return w / total
+
+
+def epoch_language_hours(hours: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Hours of each language in one epoch: the largest epoch that meets ``probs`` exactly
+    without repeating a row. The language with the least data relative to its target is used
+    whole; the others are subsampled (a different random subset every epoch)."""
+    hours = np.asarray(hours, np.float64)
+    has = probs > 0
+    scale = np.min(hours[has] / probs[has])
+    return np.minimum(probs * scale, hours)
+
+
+def select_epoch_rows(
+    lang: np.ndarray, duration_s: np.ndarray, budget_s: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices (sorted) of a random subset of rows whose per-language duration fills
+    ``budget_s[lang]`` (seconds) without exceeding it by more than one clip. Rows of a language
+    whose budget covers all of it are all taken. ``lang < 0`` rows are never taken."""
+    n = len(lang)
+    num_langs = len(budget_s)
+    valid = lang >= 0
+    lang0 = np.where(valid, lang, 0)
+    total = np.bincount(lang0, weights=np.where(valid, duration_s, 0), minlength=num_langs)
+    full = (budget_s >= total * (1 - 1e-9)) & (total > 0)
+    take = valid & full[lang0]
+    partial = valid & ~take & (budget_s[lang0] > 0)
+    idx = np.flatnonzero(partial)
+    del partial
+    if len(idx):
+        # Sorting every row of a heavily subsampled language is wasted work: keep a Bernoulli
+        # pre-sample a little larger than the budget (all rows where that falls short), then
+        # sort only those candidates.
+        keep_p = np.minimum(1.0, budget_s / np.maximum(total, 1e-9) * 1.02 + 1e-3)
+        li = lang[idx]
+        cand = rng.random(len(idx), dtype=np.float32) < keep_p[li]
+        got = np.bincount(li[cand], weights=duration_s[idx[cand]], minlength=num_langs)
+        short = got < budget_s
+        cand |= short[li]
+        idx = idx[cand]
+        del li, cand
+        # Random order inside each language: stable 16-bit radix passes (O(n) in numpy) by two
+        # random halves of a 32-bit key, then by language.
+        order = np.argsort(rng.integers(0, 2**16, len(idx), np.uint16), kind="stable")
+        order = order[np.argsort(rng.integers(0, 2**16, len(idx), np.uint16)[order], kind="stable")]
+        order = order[np.argsort(lang[idx][order].astype(np.uint16), kind="stable")]
+        order = idx[order]
+        lo = lang[order]
+        cum = np.cumsum(duration_s[order], dtype=np.float64)
+        starts = np.flatnonzero(np.r_[True, lo[1:] != lo[:-1]])
+        base = np.zeros(num_langs)  # cumulative duration before each language's first row
+        base[lo[starts]] = np.r_[0.0, cum[starts[1:] - 1]]
+        cum -= base[lo]  # now: duration up to each row within its language
+        take[order[cum <= budget_s[lo] + 1e-6]] = True
+    return np.flatnonzero(take) if n else np.zeros(0, np.int64)
+
+
+def _group_sort(bucket, duration_s, pool_size, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Order rows by (bucket, random pool, duration): ascending durations inside pools of about
+    ``pool_size`` random rows of one bucket. Returns (order, group id in that order)."""
+    n = len(bucket)
+    nb = int(bucket.max()) + 1 if n else 0
+    counts = np.bincount(bucket, minlength=nb)
+    pools = np.maximum(1, -(-counts // pool_size))  # ceil
+    if pools.max(initial=1) >= 2**20:
+        raise ValueError("pool_size too small for this many rows: raise it")
+    pool = rng.integers(0, pools[bucket], dtype=np.int64).astype(np.int32)
+    if pools.sum() <= 2**16:
+        # Two stable 16-bit passes (numpy radix-sorts <= 16-bit keys in O(n)): by duration
+        # (quantised to 1/65535 of the longest clip; ties keep row order), then by global pool.
+        dq = duration_s * np.float32(65535 / max(float(duration_s.max(initial=0)), 1e-9))
+        order = np.argsort(dq.astype(np.uint16), kind="stable")
+        del dq
+        first_pool = (np.cumsum(pools) - pools).astype(np.uint16)
+        gpool = first_pool[bucket] + pool.astype(np.uint16)  # < 2**16 by the test above
+        order = order[np.argsort(gpool[order], kind="stable")]
+        del gpool
+    else:
+        # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11)
+        key = bucket.astype(np.int64)
+        key <<= 20
+        key |= pool
+        key <<= 24
+        key |= np.minimum(np.round(duration_s * 1e4), 2**24 - 1).astype(np.int64)
+        key <<= 11
+        key |= rng.integers(0, 2**11, n, dtype=np.int64)
+        order = np.argsort(key)
+        del key
+    order = _index_dtype(order, n)
+    group = bucket[order].astype(np.int32)
+    group <<= 20
+    group |= pool[order]
+    return order, group
+
+
+def _index_dtype(a: np.ndarray, n: int) -> np.ndarray:
+    """Positions below ``n`` as int32 when they fit: half the memory of numpy's int64."""
+    return a.astype(np.int32) if n < 2**31 else a
+
+
+def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 20) -> np.ndarray:
+    """For every position i of the sorted rows: the longest run i..i+k-1 inside i's group that
+    meets every cap (0 when row i alone breaks one). Vectorised over positions, looping only over
+    k <= max(caps) with running aggregates; processed in chunks to bound memory."""
+    n = len(d)
+    kmax = int(caps.max()) if n else 0
+    out = np.zeros(n, np.int32)
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        m, h = c1 - c0, min(n, c1 + kmax)  # this chunk and the rows its batches may reach
+        pad = c1 + kmax - h  # rows past the end: padded so that they never fit
+        dc = np.concatenate([d[c0:h], np.full(pad, np.inf, np.float32)])
+        tc = np.concatenate([t[c0:h], np.full(pad, 2**30, np.int32)])
+        gc = np.concatenate([g[c0:h], np.full(pad, -1, g.dtype)])
+        gi = gc[:m]
+        cap_i = caps[c0:c1]
+        alive = np.ones(c1 - c0, bool)
+        run_d = np.zeros(c1 - c0, np.float32)
+        run_tsum = np.zeros(c1 - c0, np.int64)
+        run_tmax = np.zeros(c1 - c0, np.int32)
+        size = np.zeros(c1 - c0, np.int32)
+        for k in range(1, kmax + 1):
+            j = slice(k - 1, k - 1 + m)
+            np.maximum(run_d, dc[j], out=run_d)
+            run_tsum += tc[j]
+            np.maximum(run_tmax, tc[j], out=run_tmax)
+            ok = alive & (gc[j] == gi) & (cap_i >= k)
+            ok &= run_d * k <= max_batch_dur * (1 + 1e-6)
+            ok &= run_tsum <= max_tokens
+            if joint is not None:
+                ok &= joint.elements(k, run_d, run_tmax) <= joint.max_elements
+            size[ok] = k
+            alive = ok
+            if not alive.any():
+                break
+        out[c0:c1] = size
+    return out
+
+
+def _ranks(lens: np.ndarray) -> np.ndarray:
+    """[0..l0-1, 0..l1-1, ...] for segment lengths ``lens``."""
+    total = int(lens.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+
+
+def _chain(sizes: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy left-to-right packing inside each group: batch starts and lengths (sorted order).
+
+    Follows start -> start + size for all groups at once (one numpy step per batch of the longest
+    group, so groups must be pools, not whole buckets)."""
+    n = len(sizes)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    bounds = np.flatnonzero(np.r_[True, group[1:] != group[:-1], True])
+    cur, end = bounds[:-1].astype(np.int64), bounds[1:].astype(np.int64)
+    starts, lens = [], []
+    while len(cur):
+        s = sizes[cur]
+        emit = s > 0
+        starts.append(cur[emit])
+        lens.append(s[emit])
+        cur = cur + np.maximum(s, 1)
+        live = cur < end
+        cur, end = cur[live], end[live]
+    starts, lens = np.concatenate(starts), np.concatenate(lens)
+    o = np.argsort(starts, kind="stable")
+    return starts[o], lens[o]
+
+
+@dataclass
+class PackedBatches:
+    """Micro-batches of one epoch: batch b is ``rows[offsets[b]:offsets[b+1]]``."""
+
+    rows: np.ndarray  # (R,) index rows, batch after batch
+    offsets: np.ndarray  # (M+1,) int64
+    max_duration_s: np.ndarray  # (M,) float32 longest clip per batch
+    sum_duration_s: np.ndarray  # (M,) float64 total real audio per batch
+    max_tokens: np.ndarray  # (M,) int32 longest transcript per batch
+    dropped_over_cap: int  # rows that alone break a cap (too long a transcript, joint too big)
+
+    @property
+    def num_batches(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def pack_batches(
+    rows: np.ndarray,
+    duration_s: np.ndarray,
+    num_tokens: np.ndarray,
+    bucket: np.ndarray,
+    bucket_caps: np.ndarray,
+    max_batch_dur: float,
+    max_tokens_in_batch: int,
+    joint: JointCap | None,
+    pool_size: int,
+    rng: np.random.Generator,
+) -> PackedBatches:
+    """Pack index ``rows`` into micro-batches; ``duration_s``, ``num_tokens`` and ``bucket`` have
+    one entry per *index* row (they are read at ``rows``, never copied whole).
+
+    Inside a bucket, rows are dealt into random pools of about ``pool_size`` and each pool is
+    sorted by duration and cut greedily: a batch grows while batch size x longest clip <=
+    ``max_batch_dur``, size <= the bucket's cap, total tokens <= ``max_tokens_in_batch`` and the
+    joint tensor fits ``joint``. Neighbours in a sorted pool have nearly equal durations, so
+    padding is small even with 5 buckets, and pools keep batch composition random. The last,
+    usually short, batch of every pool goes back into one tail pool per bucket and is re-cut, so
+    only one short batch per bucket remains.
+    """
+    order, group = _group_sort(bucket[rows], duration_s[rows], pool_size, rng)
+    src = rows[order]  # index rows in packing order
+    del order
+    d_s = duration_s[src].astype(np.float32, copy=False)
+    t_s = num_tokens[src].astype(np.int32, copy=False)
+    caps = bucket_caps[bucket[src]].astype(np.int16)
+    lim = (max_batch_dur, max_tokens_in_batch, joint)
+    starts, lens = _chain(_batch_sizes(d_s, t_s, group, caps, *lim), group)
+    last = np.r_[group[starts[1:]] != group[starts[:-1]], True] if len(starts) else starts > 0
+    # Tail rows, re-sorted by (bucket, duration): positions into the sorted arrays.
+    t_pos = _expand(starts[last], lens[last])
+    t_bucket = group[t_pos] >> 20
+    t_pos = t_pos[np.lexsort((d_s[t_pos], t_bucket))]
+    t_bucket.sort()
+    t_starts, t_lens = _chain(
+        _batch_sizes(d_s[t_pos], t_s[t_pos], t_bucket, caps[t_pos], *lim), t_bucket
+    )
+    del group, caps, t_bucket
+    pos = np.concatenate(
+        [_covered(starts[~last], lens[~last], len(src)), t_pos[_expand(t_starts, t_lens)]]
+    )
+    pos = _index_dtype(pos, len(src))
+    lens = np.concatenate([lens[~last], t_lens])
+    offsets = np.r_[0, np.cumsum(lens, dtype=np.int64)]
+    d_b, t_b = d_s[pos], t_s[pos]
+    seg = offsets[:-1]
+    empty = len(seg) == 0
+    return PackedBatches(
+        rows=src[pos],
+        offsets=offsets,
+        max_duration_s=np.zeros(0, np.float32) if empty else np.maximum.reduceat(d_b, seg),
+        sum_duration_s=np.zeros(0) if empty else np.add.reduceat(d_b.astype(np.float64), seg),
+        max_tokens=np.zeros(0, np.int32) if empty else np.maximum.reduceat(t_b, seg),
+        dropped_over_cap=int(len(src) - len(pos)),
+    )
+
+
+def _covered(starts: np.ndarray, lens: np.ndarray, n: int) -> np.ndarray:
+    """Positions covered by the disjoint runs ``[starts[i], starts[i] + lens[i])`` with
+    increasing ``starts``, in order: ``_expand`` with one byte per row of scratch, not 24."""
+    marks = np.zeros(n + 1, np.int8)
+    marks[starts] = 1
+    marks[starts + lens] -= 1
+    return np.flatnonzero(np.cumsum(marks[:-1], dtype=np.int8))
+
+
+def _expand(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions covered by runs ``[starts[i], starts[i] + lens[i])``, run after run."""
+    if len(starts) == 0:
+        return np.zeros(0, np.int64)
+    return np.repeat(starts.astype(np.int64), lens) + _ranks(lens)
+
+
+def batch_costs(
+    sizes: np.ndarray, max_duration_s: np.ndarray, max_tokens: np.ndarray, model: CostModel
+) -> np.ndarray:
+    """Relative compute cost per micro-batch: padded frames, attention pairs, joint elements."""
+    joint = JointCap(1, model.subsampling_factor, model.vocab_size, model.num_durations)
+    frames = joint.encoder_frames(max_duration_s)
+    b = np.asarray(sizes, np.float64)
+    return (
+        model.batch_overhead
+        + model.frame_cost * b * frames
+        + model.attention_cost * b * frames**2
+        + model.joint_cost * joint.elements(b, max_duration_s, max_tokens)
+    )
+
+
+def assign_steps(
+    costs: np.ndarray, world_size: int, accumulation: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Micro-batch ids arranged as (steps, world_size, accumulation): every rank gets exactly
+    ``accumulation`` micro-batches per optimizer step and per-rank cost is balanced.
+
+    The ``M mod (world_size x accumulation)`` cheapest micro-batches are dropped (counted).
+    Batches of similar cost are grouped into the same step (sorted by cost, with random
+    tie-breaks; like Lhotse's ``sync_buckets``), the groups are assigned to ranks by greedy
+    longest-processing-time (each rank takes ``accumulation`` of them), and steps are shuffled.
+    """
+    per_step = world_size * accumulation
+    m = len(costs)
+    steps = m // per_step
+    shuffled = rng.permutation(m)
+    by_cost = shuffled[np.argsort(-costs[shuffled], kind="stable")]  # dearest first, ties random
+    keep = by_cost[: steps * per_step]  # drop the cheapest (usually the short tail batches)
+    grid = keep.reshape(steps, per_step)  # each row: one step's batches, dearest first
+    out = np.full((steps, world_size, accumulation), -1, np.int64)
+    load = np.zeros((steps, world_size))
+    count = np.zeros((steps, world_size), np.int64)
+    rows = np.arange(steps)
+    for p in range(per_step):  # LPT: next-dearest batch to the least-loaded rank with room
+        r = np.argmin(np.where(count < accumulation, load, np.inf), axis=1)
+        out[rows, r, count[rows, r]] = grid[:, p]
+        load[rows, r] += costs[grid[:, p]]
+        count[rows, r] += 1
+    return out[rng.permutation(steps)]
+
+
+def check_bucket_caps(edges, max_batch_size: int, bucket_batch_sizes) -> np.ndarray:
+    """Per-bucket sample caps as an int array; ``ValueError`` saying what to change."""
+    nb = len(edges) - 1
+    if bucket_batch_sizes is None:
+        return np.full(nb, max_batch_size, np.int32)
+    caps = np.asarray(bucket_batch_sizes, np.int32)
+    if caps.shape != (nb,) or (caps < 1).any():
+        raise ValueError(
+            f"bucket_batch_sizes needs {nb} positive values (one per bucket of {list(edges)}), "
+            f"got {list(bucket_batch_sizes)}"
+        )
+    return caps
+
+
+def padding_efficiency(sum_duration_s: np.ndarray, sizes, max_duration_s) -> float:
+    """Sum of real durations / sum of padded durations (B x longest clip) over batches."""
+    padded = float(np.sum(np.asarray(sizes, np.float64) * max_duration_s))
+    return float(np.sum(sum_duration_s)) / padded if padded else math.nan

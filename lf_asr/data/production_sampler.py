@@ -1,0 +1,409 @@
+"""ProductionBatchSampler: which index rows go into each micro-batch, on each rank, each epoch.
+
+Layers: the pure planning functions of ``batch_planning`` -> ``plan_epoch`` (the bucketer: one
+epoch's global plan from the sampler columns, a pure function of (columns, config, seed, epoch))
+-> ``ProductionBatchSampler`` (owns epoch, rank, world size, position and ``state_dict``).
+
+It yields lists of row indices of the production index (metadata only); ``ProductionDataset``
+turns each list into tensors. Use it as the DataLoader's *sampler* with ``batch_size=None``::
+
+    sampler = ProductionBatchSampler.from_parquet(index, rank=r, world_size=w, seed=1234)
+    loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=8,
+                        persistent_workers=True)   # Lightning: use_distributed_sampler=False
+
+Resuming: ``__iter__`` counts the batches it has *handed out*, which with DataLoader prefetching
+runs ahead of the batches the training step has *consumed*. Save
+``sampler.state_dict(batches_consumed=n)`` with ``n`` = micro-batches this rank's training step
+has completed in the current epoch (all ranks have the same count); after ``load_state_dict``
+the next iteration yields exactly the batches that followed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lf_asr.data import batch_planning as bp
+from lf_asr.data.schema import SAMPLER_COLUMNS
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """What an epoch plan depends on (besides the data, the seed and the epoch)."""
+
+    max_batch_dur: float = 120.0  # padded audio seconds per micro-batch (B x longest clip)
+    max_batch_size: int = 16  # samples per micro-batch (when bucket_batch_sizes is None)
+    bucket_batch_sizes: tuple[int, ...] | None = None  # per-bucket sample caps instead
+    max_tokens_in_batch: int = 400  # total BPE tokens per micro-batch
+    temperature: float = 0.3  # language shares p_l ~ hours_l ** T (1 natural, 0 uniform)
+    bucket_edges: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)  # seconds; outside: dropped
+    pool_size: int = 4096  # rows per duration-sorted pool inside a bucket
+    joint: bp.JointCap | None = None  # optional cap on the TDT joint tensor size
+    cost: bp.CostModel = field(default_factory=bp.CostModel)  # rank balancing cost model
+    accumulate_grad_batches: int = 1  # micro-batches per rank per optimizer step
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket_edges", tuple(float(e) for e in self.bucket_edges))
+        if self.bucket_batch_sizes is not None:
+            object.__setattr__(self, "bucket_batch_sizes", tuple(self.bucket_batch_sizes))
+        e = self.bucket_edges
+        if len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e)) or e[0] < 0:
+            raise ValueError(f"bucket_edges must be >= 2 increasing non-negative seconds, got {e}")
+        if self.max_batch_dur < e[-1]:
+            raise ValueError(
+                f"max_batch_dur={self.max_batch_dur} cannot hold one clip of the last bucket "
+                f"(up to {e[-1]} s): raise it or lower the last bucket edge"
+            )
+        if self.max_batch_size < 1 or self.max_tokens_in_batch < 1:
+            raise ValueError("max_batch_size and max_tokens_in_batch must be at least 1")
+        if not 0.0 <= self.temperature <= 1.0:
+            raise ValueError(
+                f"temperature must be in [0, 1] (1 natural, 0 uniform), got {self.temperature}"
+            )
+        if self.pool_size < 1 or self.accumulate_grad_batches < 1:
+            raise ValueError("pool_size and accumulate_grad_batches must be at least 1")
+        bp.check_bucket_caps(e, self.max_batch_size, self.bucket_batch_sizes)
+
+
+@dataclass
+class EpochPlan:
+    """One epoch, all ranks: micro-batch b is ``batches.rows[offsets[b]:offsets[b+1]]`` and
+    ``steps[s, r, a]`` is the micro-batch rank r runs at optimizer step s, accumulation slot a."""
+
+    batches: bp.PackedBatches
+    steps: np.ndarray  # (S, world_size, accumulation) micro-batch ids
+    costs: np.ndarray  # (M,) cost of each micro-batch
+    stats: dict  # counts and shares, for logs and benchmarks
+
+    def rank_batches(self, rank: int) -> RankBatches:
+        """The micro-batches of ``rank`` in the order it runs them, in one compact array."""
+        b = self.batches
+        ids = self.steps[:, rank, :].reshape(-1)
+        sizes = b.offsets[ids + 1] - b.offsets[ids]
+        offsets = np.r_[0, np.cumsum(sizes)]
+        pos = np.repeat(b.offsets[ids] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        dtype = np.int32 if len(b.rows) == 0 or b.rows.max() < 2**31 else np.int64
+        return RankBatches(b.rows[pos].astype(dtype), offsets)
+
+
+@dataclass
+class RankBatches:
+    """One rank's micro-batches of an epoch: batch i is ``rows[offsets[i]:offsets[i+1]]``."""
+
+    rows: np.ndarray  # (R,) index rows, int32 when they fit
+    offsets: np.ndarray  # (M+1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.rows[self.offsets[i] : self.offsets[i + 1]].tolist()
+
+
+def plan_epoch(
+    duration_s: np.ndarray,
+    lang: np.ndarray,
+    num_tokens: np.ndarray,
+    num_languages: int,
+    config: SamplerConfig,
+    world_size: int,
+    seed: int,
+    epoch: int,
+) -> EpochPlan:
+    """The global plan of one epoch: a pure function of its arguments (same on every rank)."""
+    rng_select, rng_pack, rng_steps = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, epoch]).spawn(3)
+    )
+    edges = np.asarray(config.bucket_edges)
+    bucket = bp.assign_buckets(duration_s, edges)
+    usable = bucket >= 0
+    out_of_range = int((~usable).sum())
+    lang_u = np.where(usable, lang, -1)
+    del usable
+    hours = (
+        np.bincount(
+            np.maximum(lang_u, 0),
+            weights=np.where(lang_u >= 0, duration_s, 0),
+            minlength=num_languages,
+        )
+        / 3600
+    )
+    probs = bp.language_probs(hours, config.temperature)
+    budget_h = bp.epoch_language_hours(hours, probs)
+    rows = bp.select_epoch_rows(lang_u, duration_s, budget_h * 3600, rng_select)
+    del lang_u
+    if len(duration_s) < 2**31:
+        rows = rows.astype(np.int32)  # half the memory of numpy's default int64 indices
+    caps = bp.check_bucket_caps(edges, config.max_batch_size, config.bucket_batch_sizes)
+    packed = bp.pack_batches(
+        rows,
+        duration_s,
+        num_tokens,
+        bucket,
+        caps,
+        config.max_batch_dur,
+        config.max_tokens_in_batch,
+        config.joint,
+        config.pool_size,
+        rng_pack,
+    )
+    costs = bp.batch_costs(packed.sizes, packed.max_duration_s, packed.max_tokens, config.cost)
+    steps = bp.assign_steps(costs, world_size, config.accumulate_grad_batches, rng_steps)
+    used = np.zeros(packed.num_batches, bool)
+    used[steps.reshape(-1)] = True
+    left_over = np.concatenate(  # rows of the micro-batches assign_steps left out
+        [packed.rows[packed.offsets[i] : packed.offsets[i + 1]] for i in np.flatnonzero(~used)]
+        or [np.zeros(0, np.int64)]
+    )
+    kept_h = np.bincount(
+        lang[packed.rows], weights=duration_s[packed.rows], minlength=num_languages
+    )
+    if len(left_over):
+        kept_h -= np.bincount(
+            lang[left_over], weights=duration_s[left_over], minlength=num_languages
+        )
+    stats = {
+        "rows": len(duration_s),
+        "dropped_out_of_range": out_of_range,
+        "selected_rows": len(rows),
+        "dropped_over_cap": packed.dropped_over_cap,
+        "micro_batches": packed.num_batches,
+        "dropped_remainder_batches": int((~used).sum()),
+        "steps": int(steps.shape[0]),
+        "usable_hours": hours.tolist(),
+        "target_share": probs.tolist(),
+        "epoch_share": (kept_h / max(kept_h.sum(), 1e-12)).tolist(),
+        "epoch_hours": float(kept_h.sum() / 3600),
+        "dropped_after_selection_s": float(duration_s[rows].sum(dtype=np.float64) - kept_h.sum()),
+    }
+    return EpochPlan(batches=packed, steps=steps, costs=costs, stats=stats)
+
+
+def _language_codes(values: Sequence[str], languages: Sequence[str]) -> np.ndarray:
+    lookup = {name: i for i, name in enumerate(languages)}
+    unknown = sorted(set(values) - set(lookup))
+    if unknown:
+        raise ValueError(f"index has language(s) {unknown} not in {list(languages)}: pass them")
+    return np.array([lookup[v] for v in values], np.int16)
+
+
+def load_sampler_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(duration_s float32, language code int16, num_tokens int32, language names) of a
+    production parquet, reading only those three columns (language dictionary-encoded)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(SAMPLER_COLUMNS), read_dictionary=["language"])
+    missing = [c for c in SAMPLER_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{path} lacks sampler column(s) {missing}: rebuild the production index")
+    names: list[str] = []
+    codes = []
+    for chunk in table.column("language").chunks:
+        chunk_names = chunk.dictionary.to_pylist()
+        for n in chunk_names:
+            if n not in names:
+                names.append(n)
+        remap = np.array([names.index(n) for n in chunk_names], np.int16)
+        codes.append(remap[chunk.indices.to_numpy(zero_copy_only=False)])
+    lang = np.concatenate(codes) if codes else np.zeros(0, np.int16)
+    dur = table.column("duration_s").to_numpy().astype(np.float32, copy=False)
+    tok = table.column("num_tokens").to_numpy().astype(np.int32, copy=False)
+    return dur, lang, tok, names
+
+
+class ProductionBatchSampler:
+    """Yields this rank's micro-batches (lists of index rows) for the current epoch.
+
+    Language rebalancing: the share of language l in an epoch (by hours) is p_l ~ n_l ** T, with
+    n_l its usable hours; ``temperature`` T = 1 keeps natural shares, T = 0 is uniform. Each
+    epoch takes all rows of the language with the least data relative to its share and a fresh
+    random subset of the others, so no row repeats within an epoch.
+
+    Every rank yields the same number of micro-batches, ``accumulate_grad_batches`` per optimizer
+    step, balanced in cost (``batch_planning.assign_steps``). Deterministic in (seed, epoch).
+    """
+
+    STATE_KEYS = frozenset(
+        {"epoch", "batches_consumed", "seed", "world_size", "accumulation", "plan_fingerprint"}
+    )
+
+    def __init__(
+        self,
+        duration_s: np.ndarray,
+        language: np.ndarray | Sequence[str],
+        num_tokens: np.ndarray,
+        *,
+        languages: Sequence[str] | None = None,
+        config: SamplerConfig | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        epoch: int = 0,
+    ) -> None:
+        self.config = config or SamplerConfig()
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world={world_size}")
+        self.duration_s = np.asarray(duration_s, np.float32)
+        self.num_tokens = np.asarray(num_tokens, np.int32)
+        language = np.asarray(language)
+        if language.dtype.kind in "US" or language.dtype == object:
+            self.languages = list(languages) if languages is not None else sorted(set(language))
+            self.lang = _language_codes(language.tolist(), self.languages)
+        else:
+            if languages is None:
+                raise ValueError("integer language codes need `languages` (their names)")
+            self.languages = list(languages)
+            self.lang = language.astype(np.int16)
+        if not len(self.duration_s) == len(self.lang) == len(self.num_tokens):
+            raise ValueError("duration_s, language and num_tokens must have one entry per row")
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.epoch = epoch
+        self.position = 0  # micro-batches of this epoch already handed out (or restored)
+        self._cache: tuple[int, RankBatches, dict] | None = None
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | Path,
+        *,
+        languages: Sequence[str] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        **config_fields,
+    ) -> ProductionBatchSampler:
+        """Build from a production index, reading only duration_s, language and num_tokens.
+        ``config_fields`` are ``SamplerConfig`` fields (max_batch_dur, max_batch_size,
+        max_tokens_in_batch, temperature, bucket_edges, joint, accumulate_grad_batches, ...)."""
+        dur, lang, tok, names = load_sampler_columns(path)
+        if languages is not None:
+            lang = _language_codes(names, languages)[lang] if len(names) else lang
+            names = list(languages)
+        return cls(
+            dur,
+            lang,
+            tok,
+            languages=names,
+            config=SamplerConfig(**config_fields),
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+        )
+
+    # -- planning ----------------------------------------------------------------------------
+    def plan(self, epoch: int | None = None) -> EpochPlan:
+        """The global plan (all ranks) of ``epoch`` (default: the current one)."""
+        return plan_epoch(
+            self.duration_s,
+            self.lang,
+            self.num_tokens,
+            len(self.languages),
+            self.config,
+            self.world_size,
+            self.seed,
+            self.epoch if epoch is None else epoch,
+        )
+
+    def _my_batches(self) -> RankBatches:
+        if self._cache is None or self._cache[0] != self.epoch:
+            plan = self.plan()
+            self._cache = (self.epoch, plan.rank_batches(self.rank), plan.stats)
+        return self._cache[1]
+
+    @property
+    def stats(self) -> dict:
+        """Counts and language shares of the current epoch's plan."""
+        self._my_batches()
+        return self._cache[2]
+
+    # -- iteration ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._my_batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._my_batches()
+        while self.position < len(batches):
+            b = batches[self.position]
+            self.position += 1
+            yield b
+        self.position = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at every epoch start. A new epoch restarts at its first batch;
+        the same epoch (as after ``load_state_dict``) keeps the restored position."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.position = 0
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self, batches_consumed: int | None = None) -> dict:
+        """Resumable state. Pass ``batches_consumed`` (this rank's micro-batches the training
+        step finished in this epoch) when a DataLoader prefetches; default: batches handed out."""
+        n = self.position if batches_consumed is None else int(batches_consumed)
+        if n < 0:
+            raise ValueError(f"batches_consumed must be >= 0, got {n}")
+        return {
+            "plan_fingerprint": self.plan_fingerprint(),
+            "epoch": self.epoch,
+            "batches_consumed": n,
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "accumulation": self.config.accumulate_grad_batches,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        unknown = set(state) - self.STATE_KEYS
+        missing = self.STATE_KEYS - set(state)
+        if unknown or missing:
+            raise ValueError(
+                f"sampler state has unknown keys {sorted(unknown)} / lacks {sorted(missing)}: "
+                "it was not written by this ProductionBatchSampler version"
+            )
+        for name, mine in (
+            ("seed", self.seed),
+            ("world_size", self.world_size),
+            ("accumulation", self.config.accumulate_grad_batches),
+        ):
+            if state[name] != mine:
+                raise ValueError(
+                    f"checkpoint sampler {name}={state[name]} but this run has {mine}: resume "
+                    f"with the same {name} (or start a new epoch without the sampler state)"
+                )
+        if state["plan_fingerprint"] != self.plan_fingerprint():
+            raise ValueError(
+                "the index rows or the sampler config differ from the checkpoint's, so its "
+                "position means other batches: restore them, or start a new epoch without the "
+                "sampler state"
+            )
+        self.epoch = int(state["epoch"])
+        self.position = int(state["batches_consumed"])
+        if self.position > len(self._my_batches()):
+            raise ValueError(
+                f"batches_consumed={self.position} exceeds the {len(self)} batches of epoch "
+                f"{self.epoch}: the index or sampler config changed since the checkpoint"
+            )
+
+    def plan_fingerprint(self) -> str:
+        """Changes when the rows, their languages or the config change: a restored position is
+        only meaningful for the same plan."""
+        import hashlib
+
+        h = hashlib.sha1(repr((self.config, self.languages, len(self.duration_s))).encode())
+        for a in (self.duration_s, self.lang, self.num_tokens):
+            h.update(np.ascontiguousarray(a[:: max(1, len(a) // 100_000)]).tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        """Config and identity, for logs."""
+        return {
+            "config": asdict(self.config),
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "rows": len(self.duration_s),
+        }

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         watcher.start()
-    except JournalLocked as exc:
+    except (JournalLocked, ValueError) as exc:  # another owner, or an unreadable journal
         log.error("%s", exc)
         return 2
     try:

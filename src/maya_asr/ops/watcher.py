@@ -161,7 +161,11 @@ class CheckpointWatcher:
                 st = path.stat()
             except FileNotFoundError:
                 continue
-            reason = completeness(path, st, self._seen.get(path.name), now, cfg)
+            known = self.journal.entries.get(path.name)
+            if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                reason = None  # hashed as complete earlier and untouched since: skip the scans
+            else:
+                reason = completeness(path, st, self._seen.get(path.name), now, cfg)
             self._seen[path.name] = (st.st_size, st.st_mtime_ns)
             if reason is None:
                 ready.append((path, st))
@@ -192,7 +196,10 @@ class CheckpointWatcher:
         progress = False
         paths = self.candidates()
         present = {p.name for p in paths}
-        progress |= self._forget_vanished(present)
+        try:
+            progress |= self._forget_vanished(present)
+        except Exception as exc:  # e.g. the store is down while aborting; next pass retries
+            log.error("could not reconcile vanished files: %s", exc)
         ready = self._complete(paths, drain)
         # Newest K complete checkpoints stay local whatever their state.
         protected = {
@@ -367,7 +374,12 @@ class CheckpointWatcher:
         Returns the count of journal entries per state.
         """
         for _ in range(max_passes if (once or drain) else 10**12):
-            progress = self.run_pass(drain=drain)
+            try:
+                progress = self.run_pass(drain=drain)
+            except Exception:
+                # A watcher that dies leaves checkpoints to fill the disk: log and go on.
+                log.exception("pass failed; retrying in %.0fs", self.config.poll_s)
+                progress = False
             if once or self.stopping or (drain and not progress):
                 break
             if not drain:

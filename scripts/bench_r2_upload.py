@@ -7,7 +7,8 @@ Usage:
 
 Measures, in one run against the same server and file:
   baseline   boto3's managed transfer (s3transfer) with the same part size and concurrency
-  ours       ObjectStore.upload_file (fixed parts, Content-MD5, SHA-256 metadata), 1 and N threads
+  ours       ObjectStore.upload_file (fixed parts, Content-MD5, SHA-256 metadata), 1 and N
+             threads, and N threads without Content-MD5 (what the per-part check costs)
   verify     ObjectStore.verify (HEAD + ranged read-back + SHA-256)
   sha256     hashing the local file (the watcher's extra pass before upload)
 Writes artifacts/bench/r2_upload.json with MB/s and ratios to the baseline. The local server is
@@ -65,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         s3.create_bucket("bench")
         settings = load_settings(s3.env("bench"), env_file=None)
 
-        def store(concurrency: int) -> ObjectStore:
+        def store(concurrency: int, content_md5: bool = True) -> ObjectStore:
             return ObjectStore.from_settings(
                 settings,
-                TransferConfig(part_size=args.part_size_mib * MiB, concurrency=concurrency),
+                TransferConfig(
+                    part_size=args.part_size_mib * MiB,
+                    concurrency=concurrency,
+                    content_md5=content_md5,
+                ),
             )
 
         sha = None
@@ -97,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         results[f"ours_{args.concurrency}_threads"] = {
             "seconds": timed(lambda: ours_n.upload_file(path, "oursn.bin", sha), args.repeats)
+        }
+
+        no_md5 = store(args.concurrency, content_md5=False)
+        results[f"ours_{args.concurrency}_threads_no_md5"] = {
+            "seconds": timed(lambda: no_md5.upload_file(path, "nomd5.bin", sha), args.repeats)
         }
 
         def verify():

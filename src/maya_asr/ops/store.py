@@ -2,7 +2,8 @@
 
 - Uploads are always multipart with ONE fixed part size: R2 rejects a multipart upload whose
   non-trailing parts differ in size, and checkpoints exceed the 5 GB single-PUT limit.
-  Each part carries Content-MD5, so the server rejects a part damaged in transit.
+  Each part carries Content-MD5 (``TransferConfig.content_md5``), so the server rejects a part
+  damaged in transit before the full read-back would catch it.
 - The file's SHA-256, computed locally beforehand, is stored as object metadata
   (``x-amz-meta-sha256``), together with its size and the part size.
 - Every call is retried with jittered exponential backoff (:mod:`maya_asr.ops.retry`).
@@ -57,6 +58,7 @@ class TransferConfig:
     read_timeout_s: float = 120.0  # socket read timeout per request
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # backoff for every call
     max_upload_restarts: int = 3  # fresh multipart uploads after NoSuchUpload before giving up
+    content_md5: bool = True  # send Content-MD5 per part: the server rejects a damaged part
 
     def __post_init__(self):
         if self.part_size < MIN_PART_SIZE:
@@ -374,8 +376,9 @@ class ObjectStore:
 
         def send(number: int) -> tuple[int, str]:
             data = _read_part(path, number, part_size, size)
-            md5 = hashlib.md5(data)
-            content_md5 = base64.b64encode(md5.digest()).decode()
+            extra = {}
+            if self.transfer.content_md5:
+                extra["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
             resp = self._call(
                 f"PUT part {number}/{n_parts} of {key}",
                 lambda: self.client.upload_part(
@@ -384,7 +387,7 @@ class ObjectStore:
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=data,
-                    ContentMD5=content_md5,
+                    **extra,
                 ),
             )
             return number, resp["ETag"].strip('"')

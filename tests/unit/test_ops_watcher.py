@@ -239,6 +239,17 @@ def test_persistent_corruption_keeps_the_local_file(s3, bucket, tmp_path):
     assert watcher.journal.entries["a.ckpt"].state == "failed"
     assert watcher.journal.entries["a.ckpt"].sha256 == sha
 
+    s3.set_faults([])  # the read path is healthy again; touching the file asks for a retry
+    old = (ck / "a.ckpt").stat().st_mtime - 1
+    os.utime(ck / "a.ckpt", (old, old))
+    watcher.start()
+    try:
+        watcher.run(once=True)
+    finally:
+        watcher.close()
+    assert watcher.journal.entries["a.ckpt"].state == "deleted"
+    assert store.remote_sha256("run/a.ckpt", store.head("run/a.ckpt").size) == sha
+
 
 def test_5xx_and_slowdown_bursts_are_retried(s3, bucket, tmp_path):
     ck = tmp_path / "ck"

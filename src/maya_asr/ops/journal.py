@@ -18,6 +18,9 @@ so a kill -9 between an action and its journal write only repeats that action on
 - killed after deleting the local file: the file is gone and the entry is ``verified``, so the
   entry is marked ``deleted``.
 
+A ``failed`` entry (verification failed ``max_verify_failures`` times, or the file vanished
+mid-upload) is left alone and its file kept; ``touch`` the file to make the watcher try again.
+
 A local file is unlinked only from the ``verified`` state, after re-checking that it still has the
 size, mtime and SHA-256 that were verified remotely.
 """

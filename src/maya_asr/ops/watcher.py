@@ -202,12 +202,8 @@ class CheckpointWatcher:
             log.error("could not reconcile vanished files: %s", exc)
         ready = self._complete(paths, drain)
         # Newest K complete checkpoints stay local whatever their state.
-        protected = {
-            p.name
-            for p, _ in sorted(ready, key=lambda i: i[1].st_mtime_ns)[::-1][
-                : self.config.keep_local
-            ]
-        }
+        newest_first = sorted(ready, key=lambda item: item[1].st_mtime_ns, reverse=True)
+        protected = {p.name for p, _ in newest_first[: self.config.keep_local]}
         for path, st in ready:
             if self.stopping:
                 break
@@ -227,7 +223,7 @@ class CheckpointWatcher:
         try:
             self.journal.put(entry)
         except OSError as exc:
-            log.error("could not write the journal (%s); state kept in memory", describe_error(exc))
+            log.error("could not record the error in the journal (%s)", describe_error(exc))
 
     def _forget_vanished(self, present: set[str]) -> bool:
         changed = False

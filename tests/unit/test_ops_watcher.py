@@ -244,6 +244,8 @@ def test_persistent_corruption_keeps_the_local_file(s3, bucket, tmp_path):
     os.utime(ck / "a.ckpt", (old, old))
     watcher.start()
     try:
+        watcher.run(once=True)  # first look at the changed file: not settled yet
+        assert watcher.journal.entries["a.ckpt"].state == "failed"
         watcher.run(once=True)
     finally:
         watcher.close()

@@ -20,30 +20,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    d = {  # defaults, from the dataclass so there is one source of truth
-        "config": "configs/train/stage1_prod_8xh200.yaml",
-        "parquet": "artifacts/phase3/production_train_final.parquet",
-        "val": "data/manifests/stage1_prod_val_v2.jsonl",
-        "encoder": "pretrained/parakeet_tdt_1.1b_encoder.pt",
-        "ckpt": "experiments/stage1_prod/checkpoints",
-    }
-    parser.add_argument("--config", default=d["config"], help="training config (NeMo YAML)")
-    parser.add_argument("--train-parquet", default=d["parquet"], help="production index")
-    parser.add_argument("--val-manifest", default=d["val"], help="validation manifest")
-    parser.add_argument("--pretrained-encoder", default=d["encoder"], help="encoder state dict")
-    parser.add_argument("--checkpoint-dir", default=d["ckpt"], help="where checkpoints go")
-    parser.add_argument("--expect-gpus", type=int, default=8, help="GPUs this node must have")
-    parser.add_argument("--min-gpu-memory-gb", type=float, default=80.0, help="per GPU")
-    parser.add_argument("--keep-local", type=int, default=2, help="checkpoints kept locally")
-    parser.add_argument("--checkpoint-gb", type=float, default=13.0, help="size of one")
-    parser.add_argument("--logs-gb", type=float, default=50.0, help="room for logs")
-    parser.add_argument("--env-file", default=".env", help="R2 settings file (chmod 600)")
+    from maya_asr.ops.readiness import ReadinessConfig  # light: stdlib only at import
+
+    d = ReadinessConfig()  # the defaults live in one place
+    parser.add_argument("--config", default=str(d.config_path), help="training config (NeMo YAML)")
+    parser.add_argument("--train-parquet", default=str(d.train_parquet), help="production index")
+    parser.add_argument("--val-manifest", default=str(d.val_manifest), help="validation manifest")
+    parser.add_argument(
+        "--pretrained-encoder", default=str(d.pretrained_encoder), help="encoder state dict"
+    )
+    parser.add_argument(
+        "--checkpoint-dir", default=str(d.checkpoint_dir), help="where checkpoints go"
+    )
+    parser.add_argument(
+        "--expect-gpus", type=int, default=d.expect_gpus, help="GPUs this node must have"
+    )
+    parser.add_argument(
+        "--min-gpu-memory-gb", type=float, default=d.min_gpu_memory_gb, help="per GPU"
+    )
+    parser.add_argument(
+        "--keep-local", type=int, default=d.keep_local, help="checkpoints kept locally"
+    )
+    parser.add_argument("--checkpoint-gb", type=float, default=d.checkpoint_gb, help="size of one")
+    parser.add_argument("--logs-gb", type=float, default=d.logs_gb, help="room for logs")
+    parser.add_argument("--env-file", default=str(d.env_file), help="R2 settings file (chmod 600)")
     parser.add_argument("--no-r2", action="store_true", help="skip the R2 checks (offline)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
 
     from maya_asr.ops.readiness import (
-        ReadinessConfig,
         exit_status,
         render_json,
         render_table,

@@ -183,14 +183,14 @@ def test_sigterm_mid_upload_leaves_resumable_state(s3, bucket, tmp_path):
     log = "".join(lines) + rest
     assert proc.returncode == 0, log
     assert "SIGTERM received" in log and "resumable" in log
-    states = journal_states(ck)
-    assert states["step-1.ckpt"] == "uploading"
+    state = journal_states(ck)["step-1.ckpt"]
+    assert state in ("hashed", "uploading")  # "uploading" unless the signal beat CreateUpload
     assert_no_unverified_deletion(ck, shas, store)
 
     s3.set_faults([])
     resumed = run_watcher(s3, bucket, [*watcher_args(ck, keep=1), "--once"])
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming upload" in resumed.stderr
+    assert state == "hashed" or "resuming step-1.ckpt" in resumed.stderr
     assert_converged(ck, shas, store, keep=1)
 
 
@@ -388,10 +388,12 @@ def test_endpoint_killed_mid_upload_and_restarted(private_s3, tmp_path):
     )
     watcher.start()
     try:
-        watcher.run(once=True)
+        watcher.run(once=True)  # retries ride out a quick restart; a slow one is left resumable
+        restarter.join()
+        watcher.run(once=True)  # so a second pass, after the restart, must finish the job
     finally:
         watcher.close()
-    restarter.join()
+    assert private_s3.proxy.poll() is None  # the restarted proxy is the one serving
     assert_converged(ck, shas, store, keep=1)
 
 

@@ -144,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         config.keep_local,
     )
     try:
+        store.check_bucket()
+    except Exception as exc:
+        log.error(
+            "cannot use bucket %s: %s; check R2_BUCKET, the endpoint and the token",
+            settings.bucket,
+            exc,
+        )
+        return 2
+    try:
         watcher.start()
     except (JournalLocked, ValueError) as exc:  # another owner, or an unreadable journal
         log.error("%s", exc)

@@ -127,6 +127,8 @@ def test_no_credential_value_in_any_output(s3, tmp_path):
     w2 = subprocess.run(
         [*watcher_args(ck, keep=0), "--once"], env=bad, capture_output=True, text=True, timeout=120
     )
+    assert w2.returncode == 2 and "cannot use bucket missing-bucket" in w2.stderr
+    assert "Traceback" not in w2.stderr
     outputs += [w2.stdout, w2.stderr]
     for result in (
         run_script(s3, "validate_r2.py", "--env-file", "/nonexistent"),

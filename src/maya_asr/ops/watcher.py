@@ -31,7 +31,7 @@ from pathlib import Path
 from maya_asr.ops.journal import Entry, Journal
 from maya_asr.ops.localfs import needs_zip_check, open_for_writing, sha256_file, zip_complete
 from maya_asr.ops.retry import describe_error
-from maya_asr.ops.store import ObjectStore, StoreError, UploadInterrupted
+from maya_asr.ops.store import ObjectStore, UploadInterrupted
 
 log = logging.getLogger(__name__)
 CRASH_ENV = "MAYA_WATCHER_CRASHPOINT"
@@ -185,7 +185,7 @@ class CheckpointWatcher:
         try:
             for key, upload_id in self.store.abort_stale_uploads(self.key_prefix + "/", keep):
                 log.info("aborted orphaned upload %s of %s", upload_id, key)
-        except StoreError as exc:  # the store may be down for a while; the next start sweeps
+        except Exception as exc:  # the store may be down for a while; the next start sweeps
             log.warning("could not sweep orphaned uploads: %s", exc)
 
     def close(self) -> None:

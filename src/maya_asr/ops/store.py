@@ -22,7 +22,6 @@ import hashlib
 import logging
 import math
 import os
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -372,8 +371,6 @@ class ObjectStore:
                 "%s: resuming upload, %d/%d parts already on the server", key, len(etags), n_parts
             )
 
-        lock = threading.Lock()
-
         def send(number: int) -> tuple[int, str]:
             data = _read_part(path, number, part_size, size)
             extra = {}
@@ -414,8 +411,7 @@ class ObjectStore:
                         first_error = first_error or exc
                         queue.clear()
                         continue
-                    with lock:
-                        etags[number] = etag
+                    etags[number] = etag  # only this (the calling) thread writes etags
                     if on_part:
                         on_part(len(etags), n_parts)
             if first_error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -98,9 +99,10 @@ def test_secret_never_prints():
         pickle.dumps(Secret(SECRET))
 
 
-def test_redacting_filter_scrubs_messages_args_and_tracebacks(caplog):
+def test_redacting_filter_scrubs_messages_args_and_tracebacks():
     logger = logging.getLogger("test.redact")
-    handler = logging.StreamHandler(stream := __import__("io").StringIO())
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter([KEY_ID, SECRET]))
     logger.addHandler(handler)
     try:

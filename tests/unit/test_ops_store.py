@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
 import pytest
 from ops_helpers import PART, store_for
@@ -77,6 +78,21 @@ def test_single_part_and_exact_multiple(store, tmp_path):
         path, sha = blob(tmp_path, nbytes, seed)
         store.upload_file(path, f"k/{seed}", sha)
         assert store.verify(f"k/{seed}", nbytes, sha).ok
+
+
+def test_upload_without_content_md5(s3, tmp_path):
+    plain = store_for(s3, "store")
+    plain = type(plain)(plain.client, plain.bucket, replace(plain.transfer, content_md5=False))
+    path, sha = blob(tmp_path, PART + 7, seed=9)
+    plain.upload_file(path, "k/plain", sha)
+    assert plain.verify("k/plain", PART + 7, sha).ok
+
+
+def test_verification_stops_on_request(store, tmp_path):
+    path, sha = blob(tmp_path, 2 * PART, seed=8)
+    store.upload_file(path, "k/stop", sha)
+    with pytest.raises(UploadInterrupted, match="verification stopped"):
+        store.verify("k/stop", 2 * PART, sha, should_stop=lambda: True)
 
 
 def test_resume_keeps_matching_parts_and_resends_the_rest(store, tmp_path):

@@ -54,3 +54,32 @@ def smoke_config(tokenizer_dir: Path, **overrides) -> DictConfig:
         for key, value in overrides.items():
             OmegaConf.update(cfg, key, value, merge=False)
     return cfg
+
+
+def shortest_utterance(corpus_root: Path, lang: str, sample_rate: int = 16000):
+    """(audio float32 at ``sample_rate``, text) of the shortest utterance of ``lang`` in raw shards."""
+    import io
+    import json
+    import tarfile
+
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    best = None
+    for shard in sorted((corpus_root / lang).glob("shard-*.tar")):
+        with tarfile.open(shard) as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            for name, member in members.items():
+                key, ext = name.split(".", 1)
+                if ext not in ("wav", "flac"):
+                    continue
+                audio, rate = sf.read(io.BytesIO(tar.extractfile(member).read()), dtype="float32")
+                text = json.loads(tar.extractfile(members[f"{key}.json"]).read())["text"]
+                if rate != sample_rate:
+                    audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+                if best is None or len(audio) < len(best[0]):
+                    best = (audio, text)
+    if best is None:
+        raise FileNotFoundError(f"no utterances for {lang} under {corpus_root}")
+    return best

@@ -6,44 +6,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maya_asr.models.tiny_tokenizer import SAMPLE_TEXTS, tokenizer_with_vocab, train_tiny_tokenizer
+
 REPO = Path(__file__).resolve().parents[3]
 SMOKE_CONFIG = REPO / "configs" / "train" / "smoke.yaml"
 PROD_CONFIG = REPO / "configs" / "train" / "stage1_prod_8xh200.yaml"
 
-ENGLISH_TEXTS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a tiny model learns a tiny language",
-    "speech recognition in twelve languages",
-    "hello world this is maya",
-    "numbers like one two three four five",
-    "zebra quiz vex jolt mix",
-]
-
-
-def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int) -> Path:
-    """A SentencePiece BPE in NeMo's tokenizer folder layout (tokenizer.model/.vocab, vocab.txt)."""
-    import sentencepiece as spm
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = out_dir / "text.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(out_dir / "tokenizer"),
-        vocab_size=vocab_size,
-        model_type="bpe",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        bos_id=-1,
-        eos_id=-1,
-        num_threads=1,
-        minloglevel=2,
-    )
-    pieces = [
-        line.split("\t")[0] for line in (out_dir / "tokenizer.vocab").read_text().splitlines()
-    ]
-    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    return out_dir
+ENGLISH_TEXTS = list(SAMPLE_TEXTS)
+train_tokenizer = train_tiny_tokenizer
 
 
 def smoke_config(tokenizer_dir: Path, **overrides) -> DictConfig:
@@ -57,7 +27,7 @@ def smoke_config(tokenizer_dir: Path, **overrides) -> DictConfig:
 
 
 def shortest_utterance(corpus_root: Path, lang: str, sample_rate: int = 16000):
-    """(audio float32 at ``sample_rate``, text) of the shortest utterance of ``lang`` in raw shards."""
+    """(audio float32 at ``sample_rate``, text) of the shortest ``lang`` utterance in raw shards."""
     import io
     import json
     import tarfile
@@ -85,25 +55,7 @@ def shortest_utterance(corpus_root: Path, lang: str, sample_rate: int = 16000):
     return best
 
 
-def tokenizer_with_vocab(out_dir: Path, vocab_size: int) -> Path:
-    """A valid SentencePiece BPE tokenizer with exactly ``vocab_size`` pieces, made in ~0.1 s.
-
-    Trains a tiny BPE and pads its model proto with unique pieces: enough to build a model with
-    the production 32K vocabulary (e.g. to count its parameters) without a 32K-piece corpus.
-    """
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    train_tokenizer(ENGLISH_TEXTS, out_dir, vocab_size=40)
-    proto = pb.ModelProto()
-    proto.ParseFromString((out_dir / "tokenizer.model").read_bytes())
-    i = 0
-    while len(proto.pieces) < vocab_size:
-        piece = proto.pieces.add()
-        piece.piece, piece.score, piece.type = f"▁pad{i}", -1000.0 - i, pb.ModelProto.SentencePiece.NORMAL
-        i += 1
-    proto.trainer_spec.vocab_size = vocab_size
-    (out_dir / "tokenizer.model").write_bytes(proto.SerializeToString())
-    pieces = [p.piece for p in proto.pieces]
-    (out_dir / "tokenizer.vocab").write_text("\n".join(f"{p}\t0" for p in pieces) + "\n")
-    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    return out_dir
+__all__ = [
+    "ENGLISH_TEXTS", "PROD_CONFIG", "REPO", "SMOKE_CONFIG", "shortest_utterance", "smoke_config",
+    "tokenizer_with_vocab", "train_tokenizer",
+]  # fmt: skip

@@ -93,9 +93,10 @@ def _save_encoder(model, path, transform=lambda sd: sd):
 
 
 def test_load_pretrained_encoder_from_pt_and_nemo(smoke_model, en_tokenizer_dir, tmp_path):
+    from model_support import smoke_config
+
     from maya_asr.models import MayaHybridTDTCTCModel, load_pretrained_encoder
     from maya_asr.models.encoder_loading import save_encoder_state_dict
-    from model_support import smoke_config
 
     torch.manual_seed(5)
     source = MayaHybridTDTCTCModel(smoke_config(en_tokenizer_dir))
@@ -113,8 +114,9 @@ def test_load_pretrained_encoder_from_pt_and_nemo(smoke_model, en_tokenizer_dir,
 
 
 def test_load_pretrained_encoder_reports_mismatches(smoke_model, en_tokenizer_dir, tmp_path):
-    from maya_asr.models import MayaHybridTDTCTCModel, load_pretrained_encoder
     from model_support import smoke_config
+
+    from maya_asr.models import MayaHybridTDTCTCModel, load_pretrained_encoder
 
     bigger = MayaHybridTDTCTCModel(
         smoke_config(en_tokenizer_dir, **{"encoder.n_layers": 3, "encoder.d_model": 96})
@@ -122,7 +124,7 @@ def test_load_pretrained_encoder_reports_mismatches(smoke_model, en_tokenizer_di
     pt = tmp_path / "bigger.pt"
     _save_encoder(bigger, pt)
     before = {k: v.clone() for k, v in smoke_model.encoder.state_dict().items()}
-    with pytest.raises(ValueError, match="does not match model.encoder") as err:
+    with pytest.raises(ValueError, match=r"does not match model\.encoder") as err:
         load_pretrained_encoder(smoke_model, pt)
     assert "unexpected in the file: layers.2." in str(err.value)
     assert "shape mismatch" in str(err.value)
@@ -131,7 +133,7 @@ def test_load_pretrained_encoder_reports_mismatches(smoke_model, en_tokenizer_di
     report = load_pretrained_encoder(smoke_model, pt, strict=False)
     assert report.unexpected and report.mismatched and not report.ok
     assert set(report.loaded).isdisjoint(k for k, _, _ in report.mismatched)
-    with pytest.raises(FileNotFoundError, match="extract_encoder.py"):
+    with pytest.raises(FileNotFoundError, match=r"extract_encoder\.py"):
         load_pretrained_encoder(smoke_model, tmp_path / "missing.pt")
 
 

@@ -10,7 +10,7 @@ from maya_asr.models.tdt_loss_cpu import TDTLossCPU, tdt_loss, unsupported_optio
 DURATIONS = [0, 1, 2, 3, 4]
 
 
-def _random_batch(seed: int, B=3, T=7, U=4, V=6, K=len(DURATIONS)):
+def _random_batch(seed: int, B=3, T=7, U=4, V=6, K=5):
     g = torch.Generator().manual_seed(seed)
     acts = torch.randn(B, T, U + 1, V + 1 + K, generator=g) * 2
     labels = torch.randint(0, V, (B, U), generator=g)
@@ -54,7 +54,7 @@ def test_blank_index_zero_and_other_durations(no_cuda_calls):
     from nemo.collections.asr.losses.rnnt_pytorch import TDTLossPytorch
 
     durations = [0, 2, 3]
-    acts, labels, act_lens, label_lens, V = _random_batch(3, K=len(durations))
+    acts, labels, act_lens, label_lens, _ = _random_batch(3, K=len(durations))
     labels = labels + 1  # blank 0 must never be a label
     expected = TDTLossPytorch(blank=0, durations=durations, reduction="none")(
         acts=acts, labels=labels, act_lens=act_lens, label_lens=label_lens

@@ -9,7 +9,8 @@ Usage:
 Runs a few Lightning steps of configs/train/smoke.yaml on random audio (a tiny tokenizer is made
 on the fly), timing each optimizer step (forward, TDT+CTC loss, backward, AdamW). Baseline in the
 same run: the same steps with the fused joint off, NeMo's other joint path. Peak memory is the
-process's peak RSS growth during the steps. Writes artifacts/bench/model_cpu.json.
+peak RSS during the steps above the RSS before them (Linux VmHWM, reset per run).
+Writes artifacts/bench/model_cpu.json.
 """
 
 from __future__ import annotations
@@ -26,7 +27,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _rss_mib() -> float:
+    """Peak resident memory of this process since the last :func:`_reset_peak` (MiB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS:"))
+
+
+def _reset_peak() -> None:
+    """Linux: writing 5 to clear_refs resets the peak RSS, so each run gets its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _time_steps(model_cfg, batch, steps):
@@ -52,7 +75,8 @@ def _time_steps(model_cfg, batch, steps):
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
     )  # fmt: skip
-    rss_before = _rss_mib()
+    _reset_peak()
+    rss_before = _current_rss_mib()
     loader = torch.utils.data.DataLoader([batch] * steps, batch_size=None)
     trainer.fit(model, train_dataloaders=loader)
     return statistics.median(timer.times[2:] or timer.times), _rss_mib() - rss_before

@@ -111,3 +111,19 @@ def test_needs_a_positive_duration_and_names_unsupported_options():
         tdt_loss(acts, labels, act_lens, label_lens, V, [0])
     assert unsupported_options(0.0, -1.0) == []
     assert unsupported_options(0.01, 2.0) == ["fastemit_lambda=0.01", "clamp=2.0"]
+
+
+@pytest.mark.requires_cuda
+def test_matches_nemo_numba_kernel_on_cuda():
+    from nemo.collections.asr.parts.numba.rnnt_loss import TDTLossNumba
+
+    acts, labels, act_lens, label_lens, V = _random_batch(8, B=4, T=12, U=6, V=20)
+    numba = TDTLossNumba(blank=V, durations=DURATIONS, reduction="none", sigma=0.02)
+    cuda_acts = acts.cuda().requires_grad_(True)
+    expected = numba(cuda_acts, labels.cuda(), act_lens.cuda(), label_lens.cuda())
+    (expected_grad,) = torch.autograd.grad(expected.sum(), cuda_acts)
+    cpu_acts = acts.clone().requires_grad_(True)
+    got = tdt_loss(cpu_acts, labels, act_lens, label_lens, V, DURATIONS, sigma=0.02)
+    (got_grad,) = torch.autograd.grad(got.sum(), cpu_acts)
+    assert _rel_err(got.detach(), expected.detach().cpu()) < 1e-4
+    assert _rel_err(got_grad, expected_grad.cpu()) < 1e-3

@@ -64,6 +64,11 @@ def test_import_maya_asr_is_cheap_and_registers_lazily():
         "print('RESULT' + json.dumps({'ok': 'maya_asr.' in P}))"
     )
     assert _run(script) == {"ok": True}
+    script = (  # NeMo imported first: registration happens at `import maya_asr` itself
+        "import json\nfrom nemo.core.classes.common import ALLOWED_TARGET_PREFIXES as P\n"
+        "import maya_asr\nprint('RESULT' + json.dumps({'ok': P.count('maya_asr.') == 1}))"
+    )
+    assert _run(script) == {"ok": True}
 
 
 @pytest.mark.slow

@@ -21,12 +21,15 @@ line over thousands of files needs around it:
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -115,10 +118,20 @@ class RunStats:
 # ---------------------------------------------------------------- the model
 
 
-def load_model(path: str, device: str = "auto"):
-    """Restore a ``.nemo`` (any NeMo ASR model class) onto ``device`` ("auto", "cpu", "cuda")."""
+def load_model(path: str, device: str = "auto", quiet: bool = True):
+    """Restore a ``.nemo`` (any NeMo ASR model class) onto ``device`` ("auto", "cpu", "cuda").
+
+    ``quiet`` lowers NeMo's logging to warnings (its restore and per-call info lines would bury
+    the progress bar).
+    """
     import torch
     from nemo.collections.asr.models import ASRModel
+    from nemo.utils import logging as nemo_logging
+
+    if quiet:
+        nemo_logging.set_verbosity(nemo_logging.WARNING)
+    if not Path(path).is_file():
+        raise ValueError(f"model {path} does not exist; give the path of a .nemo file")
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -169,6 +182,20 @@ def frame_shift_s(model) -> float:
     return stride * int(getattr(model.encoder, "subsampling_factor", 1))
 
 
+def _complete_encoder_config(encoder) -> None:
+    """NeMo's ``change_attention_model`` rebuilds attention from the encoder's config and fails
+    on configs that left a field to its default (``pos_emb_max_len`` often is): fill such fields
+    in with ConformerEncoder's defaults."""
+    from omegaconf import open_dict
+
+    defaults = inspect.signature(type(encoder).__init__).parameters
+    needed = ("d_model", "n_heads", "dropout", "dropout_emb", "dropout_att", "pos_emb_max_len")
+    with open_dict(encoder._cfg):
+        for name in needed:
+            if name not in encoder._cfg and name in defaults:
+                encoder._cfg[name] = defaults[name].default
+
+
 @contextmanager
 def local_attention(model, context: tuple[int, int]):
     """Run the block with the encoder on local attention; full attention is restored after."""
@@ -185,6 +212,7 @@ def local_attention(model, context: tuple[int, int]):
         )
         yield False
         return
+    _complete_encoder_config(encoder)
     before_context = list(encoder.att_context_size)
     model.change_attention_model(LOCAL_ATTENTION, list(context), update_config=False)
     try:
@@ -339,3 +367,18 @@ def _transcribe_window(model, items, loaded, options, shift, rate, stats) -> Ite
                 )
     for i in sorted(results):
         yield results[i]
+
+
+def write_transcripts(transcripts: Iterator[Transcript], path: str | os.PathLike) -> int:
+    """Write one JSON line per transcript to ``path`` (via ``<path>.partial``, renamed when
+    complete, so a crash never leaves a truncated file that looks finished); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    n = 0
+    with partial.open("w", encoding="utf-8") as f:
+        for t in transcripts:
+            f.write(json.dumps(t.to_row(), ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(partial, path)
+    return n

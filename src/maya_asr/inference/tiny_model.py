@@ -92,6 +92,7 @@ def tiny_model_config(tokenizer_dir: str | Path, size: TinyModelSize) -> dict:
             "self_attention_model": "rel_pos",
             "n_heads": size.heads,
             "att_context_size": [-1, -1],
+            "pos_emb_max_len": 5000,
             "conv_kernel_size": 9,
             "conv_norm_type": "batch_norm",
             "dropout": 0.0,
@@ -133,6 +134,14 @@ def tiny_model_config(tokenizer_dir: str | Path, size: TinyModelSize) -> dict:
                 "vocabulary": [],
             },
             "decoding": {"strategy": "greedy"},
+        },
+        # no data: transcribe() of file paths reads use_start_end_token from here
+        "validation_ds": {
+            "manifest_filepath": None,
+            "sample_rate": 16000,
+            "batch_size": 4,
+            "shuffle": False,
+            "use_start_end_token": False,
         },
         "optim": {"name": "adamw", "lr": 1e-3},
     }

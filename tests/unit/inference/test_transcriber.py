@@ -128,6 +128,21 @@ def test_long_audio_is_decoded_whole_with_local_attention(tiny_model, long_clip,
     assert not t_full.local_attention and t_full.frames == t.frames
 
 
+def test_local_attention_fills_config_fields_nemo_needs(tiny_model):
+    from omegaconf import open_dict
+
+    from maya_asr.inference.transcriber import local_attention
+
+    encoder = tiny_model.encoder
+    with open_dict(encoder._cfg):
+        del encoder._cfg["pos_emb_max_len"]  # older configs leave it to the default
+    with local_attention(tiny_model, (64, 64)) as local:
+        assert local and encoder.self_attention_model == "rel_pos_local_attn"
+        assert encoder.att_context_size == [64, 64]
+    assert encoder.self_attention_model == "rel_pos" and encoder.att_context_size == [-1, -1]
+    assert encoder._cfg.pos_emb_max_len == 5000
+
+
 def test_undecodable_inputs_are_skipped_counted_and_capped(tiny_model, items, tmp_path):
     bad_file = tmp_path / "bad.wav"
     bad_file.write_bytes(b"garbage")

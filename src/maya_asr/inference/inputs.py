@@ -3,7 +3,8 @@
 Two kinds of manifest row are read (JSON lines; extra fields pass through to the output):
 
 - a NeMo manifest row: ``{"audio_filepath": ..., "text": ..., "duration": ...}``; a relative
-  path is relative to the manifest's folder, as in NeMo;
+  path is relative to the manifest's folder, as in NeMo; a row with ``"offset"`` (seconds) is
+  the segment ``[offset, offset + duration)`` of the file, as in NeMo;
 - a tar-offset row of our data pipeline: ``{"tar_path": ..., "tar_offset_data": ...,
   "tar_nbytes": ...}``: the audio is that byte range of the shard, read with one ``os.pread``
   (no extraction).
@@ -47,6 +48,8 @@ class AudioInput:
     where: str  # for messages: "manifest.jsonl:12" or the file path
     offset: int | None = None  # tar rows: first byte of the member data in ``path``
     nbytes: int | None = None  # tar rows: size of the member data in bytes
+    start_s: float = 0.0  # NeMo segment rows: where the segment starts in the file, seconds
+    segment_s: float | None = None  # NeMo segment rows: its length in seconds (None: to the end)
     row: dict = field(default_factory=dict)  # the manifest row (or {"audio_filepath": path})
 
     @property
@@ -69,7 +72,15 @@ def row_to_input(row: dict, where: str, base: Path) -> AudioInput:
     if not isinstance(row, dict):
         raise InputError(f"{where}: a manifest row must be a JSON object, got {type(row).__name__}")
     if "audio_filepath" in row:
-        return AudioInput(_resolve(str(row["audio_filepath"]), base), where, row=row)
+        path = _resolve(str(row["audio_filepath"]), base)
+        if row.get("offset") is None:
+            return AudioInput(path, where, row=row)
+        start, length = row["offset"], row.get("duration")
+        if not (isinstance(start, int | float) and start >= 0):
+            raise InputError(f"{where}: offset must be a number of seconds >= 0, got {start!r}")
+        if length is not None and not (isinstance(length, int | float) and length > 0):
+            raise InputError(f"{where}: duration must be a positive number of seconds")
+        return AudioInput(path, where, start_s=float(start), segment_s=length, row=row)
     if all(k in row for k in TAR_FIELDS):
         offset, nbytes = row["tar_offset_data"], row["tar_nbytes"]
         if not (isinstance(offset, int) and isinstance(nbytes, int) and offset >= 0 and nbytes > 0):
@@ -202,7 +213,12 @@ def read_audio(item: AudioInput, sample_rate: int) -> np.ndarray:
             os.close(fd)
         source = io.BytesIO(data)
     try:
-        audio, rate = sf.read(source, dtype="float32", always_2d=True)  # (T, C)
+        with sf.SoundFile(source) as f:
+            rate = f.samplerate
+            if item.start_s:
+                f.seek(min(round(item.start_s * rate), f.frames))
+            frames = -1 if item.segment_s is None else round(item.segment_s * rate)
+            audio = f.read(frames, dtype="float32", always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise InputError(f"{item.where}: cannot decode audio from {item.path}: {e}") from e
     audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]

@@ -53,6 +53,15 @@ def test_nemo_rows_resolve_relative_paths_against_the_manifest(tmp_path):
     assert item.language == "hi" and item.row["text"] == "x"
 
 
+def test_nemo_segment_rows_read_only_their_segment(tmp_path):
+    audio = np.arange(16000 * 3, dtype=np.float32) / (16000 * 3)  # a ramp: position is visible
+    sf.write(tmp_path / "long.wav", audio, 16000, subtype="FLOAT")
+    row = {"audio_filepath": "long.wav", "offset": 1.0, "duration": 0.5, "text": "x"}
+    (item,) = read_manifest(write_manifest(tmp_path / "m.jsonl", [row]))
+    segment = read_audio(item, 16000)
+    np.testing.assert_array_equal(segment, audio[16000:24000])
+
+
 def test_missing_files_fail_naming_the_row(tmp_path):
     sf.write(tmp_path / "ok.wav", sine(16000, 0.2), 16000)
     manifest = write_manifest(

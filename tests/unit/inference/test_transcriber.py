@@ -13,6 +13,7 @@ from maya_asr.inference.transcriber import (
     TranscribeOptions,
     accepts_language,
     frame_shift_s,
+    load_model,
     model_heads,
     transcribe_inputs,
     write_transcripts,
@@ -99,7 +100,8 @@ def test_each_rows_language_reaches_the_model(tiny_model, items):
 
 
 def test_unknown_row_language_names_the_row(tiny_model, items):
-    bad = AudioInput(items[0].path, "m.jsonl:7", items[0].offset, items[0].nbytes, {"lang": "xx"})
+    first = items[0]
+    bad = AudioInput(first.path, "m.jsonl:7", first.offset, first.nbytes, row={"lang": "xx"})
     with pytest.raises(InputError, match=r"m\.jsonl:7: unknown language 'xx'"):
         list(
             transcribe_inputs(
@@ -182,3 +184,22 @@ def test_output_rows_keep_the_input_row(tiny_model, items, tmp_path):
 def test_options_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TranscribeOptions(**kwargs)
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.parametrize("decoder", ["tdt", "ctc"])
+def test_transcribes_on_the_gpu(tiny_nemo, items, decoder):
+    model = load_model(str(tiny_nemo), device="cuda")
+    assert next(model.parameters()).is_cuda
+    options = TranscribeOptions(decoder=decoder, batch_size=8, timestamps=True)
+    out = list(transcribe_inputs(model, items, options, progress=False))
+    assert [t.item for t in out] == items and all(isinstance(t.text, str) for t in out)
+
+
+def test_cuda_without_a_gpu_is_refused(tiny_nemo):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="use --device cpu"):
+        load_model(str(tiny_nemo), device="cuda")

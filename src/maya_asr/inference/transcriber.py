@@ -5,15 +5,17 @@ line over thousands of files needs around it:
 
 - inputs of any sample rate and channel count (see :mod:`maya_asr.inference.inputs`), loaded one
   window ahead in a background thread while the model works on the current one;
-- batches of similar length (sorted within a window of ``8 x batch_size`` utterances, so padding
-  stays small and memory stays bounded), results handed back in input order;
+- batches of similar length (sorted within a window of ``8 x batch_size`` utterances and at most
+  4 h of audio, so padding stays small and memory bounded), capped at ``max_batch_s`` of padded
+  audio per call; results handed back in input order;
 - the head to decode with (``tdt`` = the transducer head, ``ctc`` = the auxiliary CTC head);
 - a language per utterance for models whose ``transcribe`` takes ``language=`` (ours does), and a
   clear error for one that does not;
 - long audio: a batch holding an utterance longer than ``long_audio_s`` runs with NeMo's local
   attention (``change_attention_model("rel_pos_local_attn", [128, 128])``): memory grows
   linearly with length instead of quadratically, and the whole utterance is decoded — never
-  truncated. Full attention is restored afterwards. We chose it over chunking because it needs no
+  truncated. The switch happens only when the mode changes, and the model's own attention is
+  restored at the end of the run. We chose it over chunking because it needs no
   stitching of texts at chunk borders and is what NeMo documents for Parakeet long-form audio.
 - word timestamps from either head, undecodable inputs skipped and counted, RTFx figures.
 """
@@ -27,7 +29,6 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 DECODERS = ("tdt", "ctc")
 LOCAL_ATTENTION = "rel_pos_local_attn"
 WINDOW_BATCHES = 8  # a window of this many batches is loaded, sorted by length and decoded
+WINDOW_MAX_S = 4 * 3600.0  # ...or fewer, so one window never holds more than 4 h (~0.9 GB) of audio
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TranscribeOptions:
     long_audio_s: float = 40.0  # a batch with a longer utterance runs with local attention
     local_context: tuple[int, int] = (128, 128)  # left/right context of local attention, frames
     max_bad: int = 10  # undecodable inputs skipped (and reported) before the run stops
+    max_batch_s: float = 1800.0  # cap on padded audio per model call: batch x longest, seconds
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -71,6 +74,8 @@ class TranscribeOptions:
             raise ValueError(
                 f"local_context must be two positive frame counts: {self.local_context}"
             )
+        if self.max_batch_s <= 0:
+            raise ValueError(f"max_batch_s must be positive, got {self.max_batch_s}")
         if self.max_bad < 0:
             raise ValueError(f"max_bad must be >= 0, got {self.max_bad}")
 
@@ -196,29 +201,50 @@ def _complete_encoder_config(encoder) -> None:
                 encoder._cfg[name] = defaults[name].default
 
 
-@contextmanager
-def local_attention(model, context: tuple[int, int]):
-    """Run the block with the encoder on local attention; full attention is restored after."""
-    encoder = getattr(model, "encoder", None)
-    before = getattr(encoder, "self_attention_model", None)
-    if before == LOCAL_ATTENTION:
-        yield True
-        return
-    if before != "rel_pos" or not hasattr(encoder, "change_attention_model"):
-        log.warning(
-            "encoder attention %r cannot switch to local attention: long audio runs with full "
-            "attention (memory grows with the square of its length)",
-            before,
-        )
-        yield False
-        return
-    _complete_encoder_config(encoder)
-    before_context = list(encoder.att_context_size)
-    model.change_attention_model(LOCAL_ATTENTION, list(context), update_config=False)
-    try:
-        yield True
-    finally:
-        model.change_attention_model(before, before_context, update_config=False)
+class AttentionSwitch:
+    """Moves the encoder between its own full attention and local attention.
+
+    Rebuilding the attention modules costs real time on a 42-layer encoder, so :meth:`set` only
+    acts when the mode changes (a run of long batches switches once), and :meth:`restore`
+    puts the original attention back at the end of a run.
+    """
+
+    def __init__(self, model, context: tuple[int, int]):
+        self.model = model
+        self.context = list(context)
+        encoder = getattr(model, "encoder", None)
+        self.original = getattr(encoder, "self_attention_model", None)
+        self.original_context = list(getattr(encoder, "att_context_size", []) or [])
+        self.local = self.original == LOCAL_ATTENTION  # the model may be configured so already
+        self.supported = self.original == "rel_pos" and hasattr(encoder, "change_attention_model")
+        self._warned = False
+
+    def set(self, local: bool) -> bool:
+        """Ask for local (True) or the original (False) attention; returns whether the encoder
+        now runs local attention."""
+        if self.original == LOCAL_ATTENTION or local == self.local:
+            return self.local
+        if not self.supported:
+            if not self._warned:
+                log.warning(
+                    "encoder attention %r cannot switch to local attention: long audio runs "
+                    "with full attention (memory grows with the square of its length)",
+                    self.original,
+                )
+                self._warned = True
+            return False
+        if local:
+            _complete_encoder_config(self.model.encoder)
+            self.model.change_attention_model(LOCAL_ATTENTION, self.context, update_config=False)
+        else:
+            self.model.change_attention_model(
+                self.original, self.original_context, update_config=False
+            )
+        self.local = local
+        return local
+
+    def restore(self) -> None:
+        self.set(False)
 
 
 # ---------------------------------------------------------------- transcription
@@ -240,14 +266,49 @@ def _check_languages(model, inputs: Sequence[AudioInput], options: TranscribeOpt
                 raise InputError(f"{item.where}: {e}") from None
 
 
-def _load_window(items: Sequence[AudioInput], rate: int) -> list[np.ndarray | InputError]:
+def _load_window(
+    inputs: Sequence[AudioInput], start: int, count: int, rate: int
+) -> tuple[int, list[np.ndarray | InputError]]:
+    """Load up to ``count`` inputs from ``start``, stopping early past WINDOW_MAX_S of audio;
+    returns the index after the last one loaded and the audio (or the error) of each."""
     out: list[np.ndarray | InputError] = []
-    for item in items:
+    seconds, end = 0.0, min(start + count, len(inputs))
+    i = start
+    while i < end and seconds < WINDOW_MAX_S:
         try:
-            out.append(read_audio(item, rate))
+            out.append(read_audio(inputs[i], rate))
+            seconds += len(out[-1]) / rate
         except InputError as e:
             out.append(e)
-    return out
+        i += 1
+    return i, out
+
+
+def plan_batches(
+    entries: Sequence[tuple[str | None, int]], batch_size: int, max_batch_samples: int
+) -> list[list[int]]:
+    """Group ``(language, num_samples)`` entries into model calls; returns lists of indices.
+
+    Longest first within each language, so a batch holds similar lengths (little padding) and
+    long utterances share batches; one language per batch (the model takes one per call); at
+    most ``batch_size`` entries and ``max_batch_samples`` padded samples (count x longest) per
+    batch — a single longer entry still gets a batch of its own.
+    """
+    order = sorted(range(len(entries)), key=lambda i: (entries[i][0] or "", -entries[i][1]))
+    batches: list[list[int]] = []
+    for i in order:
+        lang = entries[i][0]
+        current = batches[-1] if batches else None
+        if (
+            current is not None
+            and entries[current[0]][0] == lang
+            and len(current) < batch_size
+            and (len(current) + 1) * entries[current[0]][1] <= max_batch_samples
+        ):
+            current.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _word_times(hypothesis) -> list[dict]:
@@ -292,34 +353,39 @@ def transcribe_inputs(
     _check_languages(model, inputs, options)
     use_decoder(model, options.decoder)
     rate = sample_rate_of(model)
-    shift = frame_shift_s(model)
     window = options.batch_size * WINDOW_BATCHES
-    starts = list(range(0, len(inputs), window))
+    attention = AttentionSwitch(model, options.local_context)
     bar = tqdm(
         total=len(inputs), unit="utt", desc=f"transcribe ({options.decoder})", disable=not progress
     )
+    # one loader thread reads and resamples the next window while the model decodes this one
     with ThreadPoolExecutor(max_workers=1) as loader:
-        pending = loader.submit(_load_window, inputs[0:window], rate) if starts else None
-        for start in starts:
-            items = inputs[start : start + window]
-            loaded = pending.result()
-            nxt = start + window
-            pending = (
-                loader.submit(_load_window, inputs[nxt : nxt + window], rate)
-                if nxt < len(inputs)
-                else None
-            )
-            yield from _transcribe_window(model, items, loaded, options, shift, rate, stats)
-            bar.update(len(items))
-            if stats.rtfx:
-                bar.set_postfix(
-                    audio_h=f"{stats.audio_seconds / 3600:.2f}", rtfx=f"{stats.rtfx:.0f}"
+        try:
+            start = 0
+            pending = loader.submit(_load_window, inputs, 0, window, rate) if inputs else None
+            while pending is not None:
+                end, loaded = pending.result()
+                pending = (
+                    loader.submit(_load_window, inputs, end, window, rate)
+                    if end < len(inputs)
+                    else None
                 )
-    bar.close()
+                items = inputs[start:end]
+                yield from _transcribe_window(model, items, loaded, options, attention, stats)
+                bar.update(len(items))
+                start = end
+                if stats.rtfx:
+                    bar.set_postfix(
+                        audio_h=f"{stats.audio_seconds / 3600:.2f}", rtfx=f"{stats.rtfx:.0f}"
+                    )
+        finally:
+            attention.restore()
+            bar.close()
 
 
-def _transcribe_window(model, items, loaded, options, shift, rate, stats) -> Iterator[Transcript]:
-    good = []
+def _transcribe_window(model, items, loaded, options, attention, stats) -> Iterator[Transcript]:
+    rate = sample_rate_of(model)
+    good: list[tuple[int, str | None, np.ndarray]] = []
     for i, (item, audio) in enumerate(zip(items, loaded, strict=True)):
         if isinstance(audio, InputError):
             stats.bad.append(str(audio))
@@ -331,40 +397,35 @@ def _transcribe_window(model, items, loaded, options, shift, rate, stats) -> Ite
             continue
         lang = options.language or (item.language if options.language_from_rows else None)
         good.append((i, lang, audio))
-    # longest first within each language: batches of similar length, long ones together
-    good.sort(key=lambda t: (t[1] or "", -len(t[2])))
+    plan = plan_batches(
+        [(lang, len(a)) for _, lang, a in good],
+        options.batch_size,
+        int(options.max_batch_s * rate),
+    )
     results: dict[int, Transcript] = {}
-    for b in range(0, len(good), options.batch_size):
-        batch = good[b : b + options.batch_size]
-        by_lang: dict[str | None, list] = {}
-        for entry in batch:  # a batch spanning two languages is split: one language per call
-            by_lang.setdefault(entry[1], []).append(entry)
-        for lang, part in by_lang.items():
-            audio = [a for _, _, a in part]
-            longest_s = max(len(a) for a in audio) / rate
-            t0 = time.perf_counter()
-            if longest_s > options.long_audio_s:
-                with local_attention(model, options.local_context) as local:
-                    hypotheses = _decode_batch(model, audio, lang, options)
-            else:
-                local = False
-                hypotheses = _decode_batch(model, audio, lang, options)
-            stats.model_seconds += time.perf_counter() - t0
-            for (i, _, a), hyp in zip(part, hypotheses, strict=True):
-                duration = len(a) / rate
-                stats.utterances += 1
-                stats.audio_seconds += duration
-                stats.local_attention_utterances += int(local)
-                results[i] = Transcript(
-                    item=items[i],
-                    text=hyp.text,
-                    decoder=options.decoder,
-                    duration=duration,
-                    frames=int(hyp.length),
-                    language=lang,
-                    local_attention=local,
-                    words=_word_times(hyp) if options.timestamps else None,
-                )
+    for batch in plan:
+        part = [good[j] for j in batch]
+        lang = part[0][1]
+        audio = [a for _, _, a in part]
+        local = attention.set(max(len(a) for a in audio) / rate > options.long_audio_s)
+        t0 = time.perf_counter()
+        hypotheses = _decode_batch(model, audio, lang, options)
+        stats.model_seconds += time.perf_counter() - t0
+        for (i, _, a), hyp in zip(part, hypotheses, strict=True):
+            duration = len(a) / rate
+            stats.utterances += 1
+            stats.audio_seconds += duration
+            stats.local_attention_utterances += int(local)
+            results[i] = Transcript(
+                item=items[i],
+                text=hyp.text,
+                decoder=options.decoder,
+                duration=duration,
+                frames=int(hyp.length),
+                language=lang,
+                local_attention=local,
+                words=_word_times(hyp) if options.timestamps else None,
+            )
     for i in sorted(results):
         yield results[i]
 

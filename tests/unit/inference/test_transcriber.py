@@ -133,14 +133,15 @@ def test_long_audio_is_decoded_whole_with_local_attention(tiny_model, long_clip,
 def test_local_attention_fills_config_fields_nemo_needs(tiny_model):
     from omegaconf import open_dict
 
-    from maya_asr.inference.transcriber import local_attention
+    from maya_asr.inference.transcriber import AttentionSwitch
 
     encoder = tiny_model.encoder
     with open_dict(encoder._cfg):
         del encoder._cfg["pos_emb_max_len"]  # older configs leave it to the default
-    with local_attention(tiny_model, (64, 64)) as local:
-        assert local and encoder.self_attention_model == "rel_pos_local_attn"
-        assert encoder.att_context_size == [64, 64]
+    switch = AttentionSwitch(tiny_model, (64, 64))
+    assert switch.set(True) and encoder.self_attention_model == "rel_pos_local_attn"
+    assert encoder.att_context_size == [64, 64]
+    switch.restore()
     assert encoder.self_attention_model == "rel_pos" and encoder.att_context_size == [-1, -1]
     assert encoder._cfg.pos_emb_max_len == 5000
 
@@ -170,6 +171,17 @@ def test_output_rows_keep_the_input_row(tiny_model, items, tmp_path):
         assert row["tar_path"] == item.row["tar_path"] and row["text"] == item.text
         assert set(row) >= {"pred_text", "decoder", "duration"} and row["decoder"] == "tdt"
     assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_batches_are_one_language_similar_lengths_and_capped():
+    from maya_asr.inference.transcriber import plan_batches
+
+    entries = [("hi", 10), ("ta", 50), ("hi", 30), ("hi", 20), ("ta", 40), ("hi", 100)]
+    batches = plan_batches(entries, batch_size=2, max_batch_samples=10**6)
+    assert batches == [[5, 2], [3, 0], [1, 4]]  # longest first, per language
+    # padded size cap: 100 alone; then 30+20 (2 x 30 = 60 <= 60); then 10
+    assert plan_batches(entries[:4] + entries[5:], 8, 60) == [[4], [2, 3], [0], [1]]
+    assert sorted(i for b in plan_batches(entries, 3, 70) for i in b) == list(range(6))
 
 
 @pytest.mark.parametrize(

@@ -119,12 +119,11 @@ def main(argv=None) -> int:
     decoders = [d for d in args.decoders.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="maya-bench-") as tmp:
         root = _corpus(args.shards, tmp)
-        rows = inp.shard_rows(root, args.per_language)
-        items = [inp.row_to_input(r, f"{r['tar_path']}:{r['key']}", root) for r in rows]
+        items = inp.shard_inputs(root, args.per_language)
         model_path = args.model
         if model_path is None:
             model_path = build_tiny_model(
-                [r["text"] for r in rows], Path(tmp) / f"{args.size}.nemo", args.size
+                [i.text for i in items], Path(tmp) / f"{args.size}.nemo", args.size
             )
         model = load_model(str(model_path), args.device)
         device = str(next(model.parameters()).device)

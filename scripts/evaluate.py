@@ -63,11 +63,7 @@ def main(argv=None) -> int:
         if args.manifest:
             items, source = inp.read_manifest(args.manifest), args.manifest
         else:
-            rows = inp.shard_rows(args.shards, args.per_language)
-            base = Path(args.shards)
-            items = [inp.row_to_input(r, f"{r['tar_path']}:{r['key']}", base) for r in rows]
-            inp.check_inputs(items)
-            source = args.shards
+            items, source = inp.shard_inputs(args.shards, args.per_language), args.shards
         paths = [args.model, *args.compare]
         decoders = [d for d in args.decoders.split(",") if d]
         results = []

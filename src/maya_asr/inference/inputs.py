@@ -173,6 +173,14 @@ def shard_rows(root: str | os.PathLike, per_language: int | None = None) -> list
     return rows
 
 
+def shard_inputs(root: str | os.PathLike, per_language: int | None = None) -> list[AudioInput]:
+    """:func:`shard_rows` as checked inputs, each named ``<shard>:<key>`` in messages."""
+    rows = shard_rows(root, per_language)
+    inputs = [row_to_input(r, f"{r['tar_path']}:{r['key']}", Path(root)) for r in rows]
+    check_inputs(inputs)
+    return inputs
+
+
 def check_inputs(inputs: Iterable[AudioInput]) -> None:
     """Raise :class:`InputError` naming every missing file or out-of-range tar member."""
     problems = []

@@ -99,9 +99,12 @@ def plot_report(results: Sequence[SystemResult], path: str | os.PathLike) -> Pat
             ax.bar(x + (i - (len(results) - 1) / 2) * width, values, width, label=r.name)
         ax.set_ylabel(f"{metric.upper()} %")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize="small", ncol=min(4, len(results)))
+    # legend above the plot, where it cannot hide a bar
+    axes[0].legend(
+        loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(4, len(results)), frameon=False
+    )
     axes[1].set_xticks(x, langs)
-    axes[0].set_title("Error rates per language (scoring-normalised)")
+    fig.suptitle("Error rates per language (scoring-normalised)")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -115,13 +115,20 @@ def test_bad_policy_names_the_choices(field, value):
 indic_text = st.text(
     alphabet=st.sampled_from(
         [chr(c) for c in range(0x0900, 0x0D80) if unicodedata.category(chr(c)) != "Cn"]
-        + [" ", ZWJ, ZWNJ, "।", ",", "A", "b", "7"]
+        + [" ", ZWJ, ZWNJ, "\u00ad", "'", "।", ",", "A", "b", "7"]
     ),
     max_size=40,
 )
 
 
-@settings(max_examples=200, deadline=None)
+def test_a_deleted_joiner_between_marks_leaves_them_in_canonical_order():
+    # stress sign (ccc 220), ZWNJ, virama (ccc 9): without the joiner NFC must reorder the marks
+    text = "\u0ca1\u0952\u200c\u0b4d"
+    once = normalize_for_scoring(text)
+    assert once == unicodedata.normalize("NFC", once) == normalize_for_scoring(once)
+
+
+@settings(max_examples=300, deadline=None)
 @given(indic_text, st.sampled_from(["fold", "drop", "keep"]))
 def test_normalisation_is_idempotent(text, nukta):
     policy = ScoringPolicy(nukta=nukta)

@@ -5,11 +5,12 @@ as errors measures the typist, not the model. Evaluation and training validation
 :func:`normalize_for_scoring` with the same :class:`ScoringPolicy`, so a validation WER and an
 evaluation WER of the same model on the same data agree. The steps, in order:
 
-1. NFC, lower-casing (a no-op for Brahmic scripts, it folds Latin case), and whitespace, by
-   :func:`maya_asr.text.normalize.normalize_text`.
-2. Format characters are removed (Unicode category Cf): ZWJ U+200D and ZWNJ U+200C, which only
+1. Format characters are removed (Unicode category Cf): ZWJ U+200D and ZWNJ U+200C, which only
    choose a glyph form (e.g. Malayalam chillu, Devanagari eyelash ra), and ZWSP, BOM and soft
-   hyphen, which are invisible.
+   hyphen, which are invisible. Apostrophes are deleted (``don't`` -> ``dont``, so
+   contractions stay one word).
+2. NFC, lower-casing (a no-op for Brahmic scripts, it folds Latin case), and whitespace, by
+   :func:`maya_asr.text.normalize.normalize_text`.
 3. Nukta policy. Unicode has two spellings of many nukta letters: precomposed (ऩ U+0929) and
    base + nukta (न U+0928 + ◌़ U+093C). NFC decomposes some of them (क़ U+0958, ড় U+09DC,
    ਸ਼ U+0A36 are composition exclusions) and composes others (ऩ, ऱ, ऴ), so ``"fold"``
@@ -18,8 +19,7 @@ evaluation WER of the same model on the same data agree. The steps, in order:
    ``"keep"`` leaves NFC's result alone.
 4. Digits: every decimal digit (Devanagari ०-९, Bengali ০-৯, Tamil ௦-௯, ... category Nd)
    becomes its ASCII digit, so "२०२४" and "2024" score as the same word (``digits="ascii"``).
-5. Punctuation: apostrophes are deleted (``don't`` -> ``dont``, so contractions stay one
-   word); every other punctuation character (category P*, danda । and double danda ॥
+5. Punctuation: every punctuation character (category P*, danda । and double danda ॥
    included) becomes a space. Whitespace is then collapsed.
 
 Stdlib only: the tables below are derived from :mod:`unicodedata` at import.
@@ -100,9 +100,13 @@ DEFAULT_POLICY = ScoringPolicy()
 
 def normalize_for_scoring(text: str, policy: ScoringPolicy = DEFAULT_POLICY) -> str:
     """``text`` reduced for WER/CER under ``policy`` (see the module docstring for the steps)."""
-    text = normalize_text(text, lowercase=policy.lowercase)
+    # Deletions come before NFC: a deleted joiner can bring two combining marks together, and
+    # only NFC puts them in canonical order (otherwise a second pass would change the text).
     if policy.remove_format_chars:
         text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    if policy.strip_punctuation:
+        text = text.translate(_DELETE_APOSTROPHES)
+    text = normalize_text(text, lowercase=policy.lowercase)
     if policy.nukta == "fold":
         text = text.translate(_FOLD_NUKTA)
     elif policy.nukta == "drop":
@@ -110,5 +114,5 @@ def normalize_for_scoring(text: str, policy: ScoringPolicy = DEFAULT_POLICY) -> 
     if policy.digits == "ascii":
         text = text.translate(_ASCII_DIGITS)
     if policy.strip_punctuation:
-        text = strip_punctuation(text.translate(_DELETE_APOSTROPHES))
+        text = strip_punctuation(text)
     return collapse_whitespace(text)

@@ -265,9 +265,7 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{'all':<5}{total_utts:>6}{total_hours:>9.3f}")
     n, wall = summary["synthesised_utterances"], summary["wall_seconds"]
     if n:
-        lines.append(
-            f"synthesised {n} utterances in {wall:.1f} s ({n / max(wall, 1e-9):.1f} utt/s)"
-        )
+        lines.append(f"synthesised {n} utterances in {wall:.1f} s ({n / max(wall, 1e-9):.1f} utt/s)")
     else:
         lines.append("corpus already up to date: nothing synthesised")
     return "\n".join(lines)

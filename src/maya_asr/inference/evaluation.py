@@ -9,7 +9,6 @@ and one untimed warm-up batch runs first so one-off set-up does not count either
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from maya_asr.inference.transcriber import (
     load_model,
     model_heads,
     transcribe_inputs,
+    write_transcripts,
 )
 from maya_asr.text.scoring import DEFAULT_POLICY, ScoringPolicy
 
@@ -131,8 +131,6 @@ def write_predictions(results: Sequence[SystemResult], folder: str | os.PathLike
     paths = []
     for result in results:
         path = folder / f"{result.model}.{result.decoder}.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for t in result.transcripts:
-                f.write(json.dumps(t.to_row(), ensure_ascii=False) + "\n")
+        write_transcripts(iter(result.transcripts), path)
         paths.append(path)
     return paths

@@ -43,14 +43,17 @@ def markdown_report(results: Sequence[SystemResult]) -> str:
         cers = [_pct(r.scores[lang].cer) if lang in r.scores else "—" for r in results]
         label = f"**{lang}**" if lang == ALL else lang
         lines.append(f"| {label} | {utts} | " + " | ".join(wers + cers) + " |")
-    lines += ["", "| system | WER % | CER % | RTFx | audio h | model s | language given |"]
-    lines.append("|---|---:|---:|---:|---:|---:|---|")
+    lines += [
+        "",
+        "| system | WER % | CER % | RTFx | audio h | model s | skipped | language given |",
+    ]
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         rtfx = "—" if r.stats.rtfx is None else f"{r.stats.rtfx:.1f}"
         lines.append(
             f"| {r.name} | {_pct(r.scores[ALL].wer)} | {_pct(r.scores[ALL].cer)} | {rtfx} | "
             f"{r.stats.audio_seconds / 3600:.3f} | {r.stats.model_seconds:.1f} | "
-            f"{'yes' if r.language_given else 'no'} |"
+            f"{len(r.stats.bad)} | {'yes' if r.language_given else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 

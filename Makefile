@@ -167,3 +167,18 @@ export-stock: setup  ## plain NeMo .nemo from MODEL=<ours.nemo> for EXPORT_LANG=
 bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; prod param count
 	$(PY) scripts/bench_tdt_loss.py
 	$(PY) scripts/bench_model.py --param-count
+
+# ---------------------------------------------------------------- inference and evaluation
+MODEL ?=
+EVAL_MANIFEST ?=
+EVAL_DIR ?= artifacts/eval
+EVAL_SOURCE = $(if $(EVAL_MANIFEST),--manifest $(EVAL_MANIFEST),--shards $(DEMO_ROOT) --per-language 10)
+
+.PHONY: evaluate bench-rtfx
+
+evaluate: setup  ## WER/CER per language, TDT vs CTC: make evaluate MODEL=m.nemo [EVAL_MANIFEST=val.jsonl]
+	@test -n "$(MODEL)" || { echo "usage: make evaluate MODEL=path/to/model.nemo [EVAL_MANIFEST=val.jsonl] [EVAL_DIR=...]"; exit 2; }
+	$(PY) scripts/evaluate.py --model $(MODEL) $(EVAL_SOURCE) --out-dir $(EVAL_DIR)
+
+bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifacts/bench/
+	$(PY) scripts/bench_rtfx.py --shards $(DEMO_ROOT) $(if $(MODEL),--model $(MODEL),)

@@ -1,0 +1,257 @@
+"""MayaHybridTDTCTCModel: NeMo's hybrid TDT+CTC BPE model plus a language embedding and schedules.
+
+What we add to ``EncDecHybridRNNTCTCBPEModel``, each through a narrow hook:
+
+* ``forward``: encoder output + per-language vector (:mod:`maya_asr.models.language`); the
+  encoder runs under ``no_grad`` while frozen.
+* ``training_step`` / ``validation_pass``: accept our 5-tuple batches (``lang_ids`` last) and
+  NeMo's 4-tuples, then delegate to NeMo's step unchanged.
+* ``on_train_batch_start``: CTC weight and encoder freeze from ``trainer.global_step``
+  (optimizer steps), so both are right after a resume and under gradient accumulation.
+* ``on_before_optimizer_step``: while frozen, drop the encoder's (zero) gradients so the optimizer
+  neither moves nor decays the encoder.
+* the TDT loss dispatches to NeMo's numba kernel on CUDA and to our vectorised loss on CPU.
+
+DDP: parameters that do not reach the loss in a step (the encoder while frozen, the CTC head at
+weight 0) get a zero-valued "anchor" term, so every parameter receives a gradient every step, the
+reducer all-reduces them (zeros) and no unused-parameter error is raised; ranks stay identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import torch
+from lightning.pytorch import Trainer
+from nemo.collections.asr.models import EncDecHybridRNNTCTCBPEModel
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from maya_asr.languages import LANGUAGES, get_language
+from maya_asr.models.language import LanguageEmbedding, language_ids, split_language_batch
+from maya_asr.models.schedules import ctc_weight_at, encoder_frozen_at
+from maya_asr.models.tdt_loss_cpu import TDTLossCPU, unsupported_options
+
+TDT_IMPLS = ("auto", "numba", "torch")
+
+
+@dataclass(frozen=True)
+class MayaOptions:
+    """Our additions to the NeMo model config, read from ``model.*`` keys."""
+
+    languages: tuple[str, ...]  # language codes in id order (model.languages)
+    language_dropout: float  # prob. of training an utterance without its language
+    encoder_freeze_steps: int  # optimizer steps with the encoder frozen
+    ctc_warmup_steps: int  # optimizer steps over which the CTC weight ramps 0 -> aux_ctc weight
+    tdt_loss_impl: str  # auto: numba on CUDA, torch on CPU; or force one
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> MayaOptions:
+        opts = cls(
+            languages=tuple(cfg.get("languages", None) or LANGUAGES),
+            language_dropout=float(cfg.get("language_dropout", 0.0)),
+            encoder_freeze_steps=int(cfg.get("encoder_freeze_steps", 0)),
+            ctc_warmup_steps=int(cfg.get("ctc_warmup_steps", 0)),
+            tdt_loss_impl=str(cfg.get("tdt_loss_impl", "auto")),
+        )
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        for code in self.languages:
+            get_language(code)
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"model.languages {list(self.languages)} names a language twice")
+        if not 0.0 <= self.language_dropout <= 1.0:
+            raise ValueError(
+                f"model.language_dropout={self.language_dropout}: use a value in [0, 1]"
+            )
+        if self.encoder_freeze_steps < 0 or self.ctc_warmup_steps < 0:
+            raise ValueError("model.encoder_freeze_steps and model.ctc_warmup_steps must be >= 0")
+        if self.tdt_loss_impl not in TDT_IMPLS:
+            raise ValueError(f"model.tdt_loss_impl={self.tdt_loss_impl!r}: use one of {TDT_IMPLS}")
+
+
+class DeviceTDTLoss(torch.nn.Module):
+    """Per-utterance TDT loss: NeMo's numba kernel for CUDA tensors, ours for CPU tensors."""
+
+    def __init__(self, numba_loss: torch.nn.Module, cpu_loss: TDTLossCPU, impl: str, ignored):
+        super().__init__()
+        self.numba_loss = numba_loss
+        self.cpu_loss = cpu_loss
+        self.impl = impl
+        self.ignored = ignored  # options the CPU loss does not implement (warned once)
+        self.reduction = None  # set and reset by NeMo's RNNTLoss around each call
+
+    def forward(self, acts, labels, act_lens, label_lens):
+        use_torch = self.impl == "torch" or (self.impl == "auto" and not acts.is_cuda)
+        if not use_torch:
+            self.numba_loss.reduction = self.reduction
+            return self.numba_loss(
+                acts=acts, labels=labels, act_lens=act_lens, label_lens=label_lens
+            )
+        if self.ignored:
+            warnings.warn(
+                f"the PyTorch TDT loss ignores {', '.join(self.ignored)}; NeMo's CUDA kernel "
+                "honours them",
+                stacklevel=2,
+            )
+            self.ignored = []
+        self.cpu_loss.reduction = self.reduction
+        return self.cpu_loss(acts, labels, act_lens, label_lens)
+
+
+def zero_anchor(params) -> torch.Tensor:
+    """0 * (one element of each parameter): gives every parameter an exact-zero gradient."""
+    return sum(p.reshape(-1)[:1].sum() for p in params) * 0.0
+
+
+class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
+    """Hybrid TDT+CTC FastConformer with a per-language additive embedding. See module doc."""
+
+    def __init__(self, cfg: DictConfig, trainer: Trainer | None = None):
+        if not isinstance(cfg, DictConfig):
+            cfg = OmegaConf.create(cfg)
+        opts = MayaOptions.from_config(cfg)
+        with open_dict(cfg):
+            cfg.languages = list(opts.languages)
+        super().__init__(cfg=cfg, trainer=trainer)
+        self.maya = opts
+        self.lang_embedding = LanguageEmbedding(
+            len(opts.languages), self.encoder._feat_out, dropout=opts.language_dropout
+        )
+        self.final_ctc_loss_weight = float(self.ctc_loss_weight)
+        self._install_tdt_loss()
+        self._lang_ids: torch.Tensor | None = None  # languages of the batch being processed
+        self._transcribe_langs: torch.Tensor | None = None
+        self._transcribe_cursor = 0
+        self.encoder_frozen = False
+
+    # ------------------------------------------------------------------ loss
+    def _install_tdt_loss(self) -> None:
+        loss_cfg = self.cfg.get("loss", None) or {}
+        if loss_cfg.get("loss_name", None) != "tdt":
+            if self.maya.tdt_loss_impl != "auto":
+                raise ValueError("model.tdt_loss_impl needs model.loss.loss_name: tdt")
+            return
+        kwargs = loss_cfg.get("tdt_kwargs", None) or {}
+        numba_loss = self.loss._loss
+        cpu_loss = TDTLossCPU(
+            blank=self.loss._blank,
+            durations=list(kwargs.get("durations", self.cfg.model_defaults.tdt_durations)),
+            sigma=float(kwargs.get("sigma", 0.0)),
+            omega=float(kwargs.get("omega", 0.0)),
+        )
+        ignored = unsupported_options(kwargs.get("fastemit_lambda", 0.0), kwargs.get("clamp", -1.0))
+        self.loss._loss = DeviceTDTLoss(numba_loss, cpu_loss, self.maya.tdt_loss_impl, ignored)
+
+    # ------------------------------------------------------------------ forward
+    @contextlib.contextmanager
+    def languages_of_batch(self, lang_ids: torch.Tensor | None):
+        """Within the block, ``forward`` adds these languages' vectors (None: language-free)."""
+        previous, self._lang_ids = self._lang_ids, lang_ids
+        try:
+            yield
+        finally:
+            self._lang_ids = previous
+
+    def forward(
+        self, input_signal=None, input_signal_length=None, processed_signal=None,
+        processed_signal_length=None,
+    ):  # fmt: skip
+        """NeMo's encoder forward, then + language vector. Returns encoded (B, D, T), lengths (B,)."""
+        frozen = self.encoder_frozen and torch.is_grad_enabled()
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            encoded, encoded_len = super().forward(
+                input_signal=input_signal,
+                input_signal_length=input_signal_length,
+                processed_signal=processed_signal,
+                processed_signal_length=processed_signal_length,
+            )
+        lang_ids = self._lang_ids
+        if lang_ids is None:
+            lang_ids = torch.full((encoded.shape[0],), -1, dtype=torch.long, device=encoded.device)
+        return self.lang_embedding(encoded, lang_ids), encoded_len
+
+    # ------------------------------------------------------------------ training
+    def on_train_batch_start(self, batch, batch_idx, unused=0):
+        out = super().on_train_batch_start(batch, batch_idx)
+        step = self.trainer.global_step
+        self.ctc_loss_weight = ctc_weight_at(
+            step, self.maya.ctc_warmup_steps, self.final_ctc_loss_weight
+        )
+        self.set_encoder_frozen(encoder_frozen_at(step, self.maya.encoder_freeze_steps))
+        return out
+
+    def set_encoder_frozen(self, frozen: bool) -> None:
+        """Freeze/unfreeze the encoder; frozen also keeps BatchNorm running statistics fixed."""
+        self.encoder_frozen = frozen
+        for module in self.encoder.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.train(self.training and not frozen)
+
+    def training_step(self, batch, batch_nb):
+        batch, lang_ids = split_language_batch(batch)
+        if lang_ids is not None:
+            lang_ids = self.lang_embedding.drop(lang_ids)
+        # Lightning puts the model in train mode after validation: re-apply the BN freeze.
+        self.set_encoder_frozen(self.encoder_frozen)
+        with self.languages_of_batch(lang_ids):
+            output = super().training_step(batch, batch_nb)
+        idle = []
+        if self.encoder_frozen:
+            idle += list(self.encoder.parameters())
+        if self.ctc_loss_weight <= 0:
+            idle += list(self.ctc_decoder.parameters())
+        if idle:
+            output["loss"] = output["loss"] + zero_anchor(idle)
+        self.log("ctc_loss_weight", float(self.ctc_loss_weight))
+        self.log("encoder_frozen", float(self.encoder_frozen))
+        return output
+
+    def on_before_optimizer_step(self, optimizer):
+        super().on_before_optimizer_step(optimizer)
+        if self.encoder_frozen:
+            for p in self.encoder.parameters():
+                p.grad = None  # AdamW skips params without grad: no move, no decay, no state
+
+    def validation_pass(self, batch, batch_idx, dataloader_idx=0):
+        batch, lang_ids = split_language_batch(batch)
+        with self.languages_of_batch(lang_ids):
+            return super().validation_pass(batch, batch_idx, dataloader_idx)
+
+    # ------------------------------------------------------------------ inference
+    def language_ids(self, language, count: int) -> torch.Tensor | None:
+        """Ids for a code, a list of codes (None entries allowed) or None, for ``count`` inputs."""
+        return language_ids(language, count, self.cfg.languages)
+
+    @torch.no_grad()
+    def transcribe(self, audio, language=None, batch_size: int = 4, **kwargs):
+        """NeMo's ``transcribe`` with an optional language code (or one per input).
+
+        Without a language the language-free path is used. Returns what NeMo returns
+        (``Hypothesis`` objects in NeMo 3.0).
+        """
+        if language is not None:
+            if isinstance(audio, torch.utils.data.DataLoader):
+                raise ValueError("pass lang_ids inside the DataLoader's batches, not `language`")
+            count = len(audio) if isinstance(audio, (list, tuple)) else 1
+            self._transcribe_langs = self.language_ids(language, count)
+        self._transcribe_cursor = 0
+        try:
+            return super().transcribe(audio, batch_size=batch_size, **kwargs)
+        finally:
+            self._transcribe_langs = None
+
+    def _transcribe_forward(self, batch, trcfg):
+        lang_ids = None
+        if self._transcribe_langs is not None:
+            # NeMo keeps input order when batching transcribe inputs, so a cursor suffices.
+            n = batch[0].shape[0]
+            lang_ids = self._transcribe_langs[self._transcribe_cursor : self._transcribe_cursor + n]
+            self._transcribe_cursor += n
+        elif len(batch) == 5:
+            lang_ids = batch[4]
+        with self.languages_of_batch(lang_ids):
+            return super()._transcribe_forward(batch, trcfg)

@@ -52,7 +52,7 @@ demo-corpus: setup  ## synthesise the 12-language demo corpus (skipped when alre
 	$(PY) scripts/make_demo_corpus.py --output-root $(DEMO_ROOT) \
 		--utts-per-lang $(DEMO_UTTS) --workers $(WORKERS)
 
-demo: demo-corpus  ## the main job on the embedded demo corpus
+demo: demo-corpus demo-artifacts  ## the main job on the embedded demo corpus
 	@echo "demo: corpus ready under $(DEMO_ROOT)"
 
 # ---------------------------------------------------------------- loader
@@ -65,3 +65,69 @@ bench-sampler: setup  ## sampler vs Lhotse, shares, DDP balance, 50M-row plan ->
 	$(PY) scripts/bench_sampler.py
 
 bench-loader: bench-reader bench-sampler  ## both loader benchmarks
+
+# ---------------------------------------------------------------- data (prod-artifacts)
+# raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest
+# -> data report. Each stage is a file target: it reruns only when an input is newer than its
+# output (new shards, an edited config). FORCE=1 redoes every stage, shard scans included.
+RAW_ROOT ?= data/raw
+ARTIFACTS_DIR ?= artifacts
+MANIFEST_DIR ?= data/manifests
+TOKENIZER_DIR ?= tokenizers/stage1_prod_bpe
+VOCAB_SIZE ?= 32000
+DATA_CONFIG ?= configs/data/prod.yaml
+INDEX_PARQUET ?= $(ARTIFACTS_DIR)/phase3/production_train_final.parquet
+VAL_MANIFEST ?= $(MANIFEST_DIR)/stage1_prod_val_v2.jsonl
+DATA_REPORT_DIR ?= $(ARTIFACTS_DIR)/phase3/data_report
+# The 12 languages' ten scripts need ~755 single-character pieces. 1536 is the smallest size (in
+# steps of 512) at which every demo utterance has fewer tokens than 80-ms encoder frames (CTC
+# load <= 0.9; at 1024 some exceed 1 and CTC cannot align them); small keeps the CPU model fast.
+DEMO_VOCAB_SIZE ?= 1536
+
+RAW_SHARDS = $(shell find $(RAW_ROOT) -mindepth 2 -maxdepth 2 -name 'shard-*.tar' 2>/dev/null | sort)
+RAW_MANIFEST = $(MANIFEST_DIR)/raw/manifest.jsonl
+TRAIN_SPLIT = $(MANIFEST_DIR)/train.jsonl
+VAL_SPLIT = $(MANIFEST_DIR)/val.jsonl
+TOKENIZER_MODEL = $(TOKENIZER_DIR)/tokenizer.model
+DATA_REPORT = $(DATA_REPORT_DIR)/report.json
+DATA_FORCE = $(if $(filter 1,$(FORCE)),data-force,)
+# a tokenizer built with another VOCAB_SIZE is stale even when it is newer than its inputs
+TOKENIZER_STALE = $(if $(shell grep -qs '"vocab_size_requested": $(VOCAB_SIZE),' \
+	$(TOKENIZER_DIR)/build_info.json || echo stale),data-force,)
+
+.PHONY: prod-artifacts demo-artifacts data-force
+
+prod-artifacts: $(DATA_REPORT)  ## build manifest, split, tokenizer, parquet index, report (RAW_ROOT=..., FORCE=1)
+	@echo "prod-artifacts: $(INDEX_PARQUET), $(VAL_MANIFEST), $(TOKENIZER_DIR)/, $(DATA_REPORT_DIR)/"
+
+demo-artifacts: demo-corpus  ## prod-artifacts on the demo corpus (outputs under artifacts/demo, tokenizers/demo_bpe)
+	@$(MAKE) --no-print-directory prod-artifacts RAW_ROOT=$(DEMO_ROOT) ARTIFACTS_DIR=artifacts/demo \
+		MANIFEST_DIR=artifacts/demo/manifests TOKENIZER_DIR=tokenizers/demo_bpe \
+		VOCAB_SIZE=$(DEMO_VOCAB_SIZE) DATA_CONFIG=configs/data/demo.yaml
+
+data-force:
+
+$(RAW_MANIFEST): $(RAW_SHARDS) $(DATA_CONFIG) $(DATA_FORCE) | setup
+	@test -d $(RAW_ROOT) || { echo "RAW_ROOT=$(RAW_ROOT) is not a folder of <lang>/shard-*.tar"; exit 2; }
+	$(PY) scripts/build_manifest.py --input-root $(RAW_ROOT) --output-dir $(@D) \
+		--config $(DATA_CONFIG) --workers $(WORKERS) $(if $(DATA_FORCE),--force) \
+		|| { rc=$$?; rm -f $@; exit $$rc; }
+
+$(TRAIN_SPLIT) $(VAL_SPLIT) &: $(RAW_MANIFEST) $(DATA_CONFIG) $(DATA_FORCE) | setup
+	$(PY) scripts/split_manifest.py --manifest $< --output-dir $(MANIFEST_DIR) --config $(DATA_CONFIG)
+
+$(TOKENIZER_MODEL): $(TRAIN_SPLIT) $(VAL_SPLIT) $(DATA_CONFIG) $(DATA_FORCE) $(TOKENIZER_STALE) | setup
+	$(PY) scripts/build_tokenizer.py --train $(TRAIN_SPLIT) --val $(VAL_SPLIT) \
+		--output-dir $(TOKENIZER_DIR) --vocab-size $(VOCAB_SIZE) --config $(DATA_CONFIG) \
+		--threads $(WORKERS)
+
+$(INDEX_PARQUET) $(VAL_MANIFEST) &: $(TRAIN_SPLIT) $(VAL_SPLIT) $(TOKENIZER_MODEL) $(DATA_FORCE) | setup
+	$(PY) scripts/build_index.py --train $(TRAIN_SPLIT) --val $(VAL_SPLIT) \
+		--tokenizer-dir $(TOKENIZER_DIR) --output $(INDEX_PARQUET) --val-output $(VAL_MANIFEST) \
+		--config $(DATA_CONFIG) --threads $(WORKERS)
+
+$(DATA_REPORT): $(INDEX_PARQUET) $(VAL_MANIFEST) $(DATA_FORCE) | setup
+	$(PY) scripts/data_report.py --index $(INDEX_PARQUET) --val-manifest $(VAL_MANIFEST) \
+		--manifest-summary $(MANIFEST_DIR)/raw/summary.json \
+		--split-report $(MANIFEST_DIR)/split_report.json \
+		--tokenizer-report $(TOKENIZER_DIR)/tokenizer_report.json --output-dir $(DATA_REPORT_DIR)

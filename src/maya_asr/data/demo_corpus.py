@@ -155,19 +155,21 @@ def write_shard(path: Path, plans: list[UtterancePlan]) -> ShardResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tar.partial")
     seconds = 0.0
-    with tempfile.TemporaryDirectory(prefix="maya-espeak-") as workdir:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for plan in plans:
-                audio, duration = synthesize(plan, workdir)
-                seconds += duration
-                raw_format.add_member(tar, f"{plan.key}.{plan.audio_format}", audio)
-                meta = raw_format.metadata_bytes(
-                    plan.text,
-                    plan.lang,
-                    plan.speaker.name,
-                    synth={"engine": "espeak-ng", "voice": plan.speaker.voice},
-                )
-                raw_format.add_member(tar, f"{plan.key}.json", meta)
+    with (
+        tempfile.TemporaryDirectory(prefix="maya-espeak-") as workdir,
+        tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for plan in plans:
+            audio, duration = synthesize(plan, workdir)
+            seconds += duration
+            raw_format.add_member(tar, f"{plan.key}.{plan.audio_format}", audio)
+            meta = raw_format.metadata_bytes(
+                plan.text,
+                plan.lang,
+                plan.speaker.name,
+                synth={"engine": "espeak-ng", "voice": plan.speaker.voice},
+            )
+            raw_format.add_member(tar, f"{plan.key}.json", meta)
     os.replace(tmp, path)
     speakers = sorted({p.speaker.name for p in plans})
     return ShardResult(plans[0].lang, str(path), len(plans), seconds, speakers)
@@ -258,14 +260,17 @@ def format_summary(summary: dict) -> str:
     lines = [f"{'lang':<5}{'utts':>6}{'hours':>9}{'spk':>5}  words from"]
     for lang, row in summary["languages"].items():
         lines.append(
-            f"{lang:<5}{row['utterances']:>6}{row['hours']:>9.3f}{row['speakers']:>5}  {row['source']}"
+            f"{lang:<5}{row['utterances']:>6}{row['hours']:>9.3f}{row['speakers']:>5}"
+            f"  {row['source']}"
         )
     total_utts = sum(r["utterances"] for r in summary["languages"].values())
     total_hours = sum(r["hours"] for r in summary["languages"].values())
     lines.append(f"{'all':<5}{total_utts:>6}{total_hours:>9.3f}")
     n, wall = summary["synthesised_utterances"], summary["wall_seconds"]
     if n:
-        lines.append(f"synthesised {n} utterances in {wall:.1f} s ({n / max(wall, 1e-9):.1f} utt/s)")
+        lines.append(
+            f"synthesised {n} utterances in {wall:.1f} s ({n / max(wall, 1e-9):.1f} utt/s)"
+        )
     else:
         lines.append("corpus already up to date: nothing synthesised")
     return "\n".join(lines)

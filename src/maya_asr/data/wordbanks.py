@@ -38,8 +38,9 @@ def _aspell_words(dict_name: str) -> list[str]:
         check=False,
     )
     if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip()
         raise RuntimeError(
-            f"aspell has no '{dict_name}' dictionary ({proc.stderr.decode(errors='replace').strip()});"
+            f"aspell has no '{dict_name}' dictionary ({why});"
             f" install it with `apt-get install aspell-{dict_name}` or `make system-deps`"
         )
     return proc.stdout.decode("utf-8", errors="replace").split()

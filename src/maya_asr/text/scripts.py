@@ -24,14 +24,26 @@ SCRIPTS: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
+# char -> script, filled on first sight: the range scan below costs ~1 us per character and the
+# manifest builder checks every character of tens of millions of transcripts.
+_SCRIPT_OF: dict[str, str | None] = {}
+
+
 def char_script(ch: str) -> str | None:
     """The script of one character among :data:`SCRIPTS`, or None (digits, spaces, others)."""
+    try:
+        return _SCRIPT_OF[ch]
+    except KeyError:
+        pass
     cp = ord(ch)
+    found = None
     for name, ranges in SCRIPTS.items():
-        for lo, hi in ranges:
-            if lo <= cp <= hi:
-                return name
-    return None
+        if any(lo <= cp <= hi for lo, hi in ranges):
+            found = name
+            break
+    if len(_SCRIPT_OF) < 65536:  # bounded: junk input cannot grow it without limit
+        _SCRIPT_OF[ch] = found
+    return found
 
 
 def _is_letter_or_mark(ch: str) -> bool:
@@ -46,10 +58,10 @@ def script_share(text: str, script: str) -> float:
     """
     if script not in SCRIPTS:
         raise ValueError(f"unknown script {script!r}; known: {', '.join(SCRIPTS)}")
-    letters = [ch for ch in text if _is_letter_or_mark(ch)]
+    letters = [ch for ch in text if unicodedata.category(ch)[0] in "LM"]
     if not letters:
         return 0.0
-    return sum(char_script(ch) == script for ch in letters) / len(letters)
+    return sum(1 for ch in letters if char_script(ch) == script) / len(letters)
 
 
 def is_script_word(word: str, script: str) -> bool:

@@ -1,0 +1,160 @@
+"""Production index ("phase 3"): train split + tokenizer -> ``production_train_final.parquet``.
+
+The schema is ``lf_asr.data.schema.PRODUCTION_INDEX_SCHEMA`` (the loader's contract). The train
+manifest is read in blocks with pyarrow's JSON reader, each block's transcripts are tokenised
+with the trained SentencePiece model (``num_tokens``: the sampler's token cap needs it), and
+blocks are written as row groups of ``row_group_rows`` rows, so memory holds one row group
+whatever the row count. The loader projects ``duration_s, language, num_tokens`` cheaply because
+parquet stores columns apart.
+
+The val split becomes the val manifest (JSONL): NeMo's manifest fields (``audio_filepath``,
+``duration``, ``text``) plus what our own loader reads (``tar_path``, ``tar_offset_data``,
+``tar_nbytes``, ``lang``, ``sample_rate``) and ``num_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+
+from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA, check_index_schema
+from maya_asr.data.config import IndexConfig
+
+# manifest field -> index column
+_RENAMES = {
+    "tar_path": "tar_path",
+    "tar_offset_data": "tar_offset_data",
+    "tar_nbytes": "tar_nbytes",
+    "text": "transcript",
+    "duration": "duration_s",
+    "lang": "language",
+    "speaker": "speaker",
+    "key": "key",
+    "sample_rate": "sample_rate",
+}
+_JSON_BLOCK_BYTES = 16 << 20
+
+
+def _manifest_schema() -> pa.Schema:
+    types = {f.name: f.type for f in PRODUCTION_INDEX_SCHEMA}
+    return pa.schema([(src, types[dst]) for src, dst in _RENAMES.items()])
+
+
+def load_sentencepiece(tokenizer_dir: str | Path):
+    import sentencepiece as spm
+
+    model = Path(tokenizer_dir) / "tokenizer.model"
+    if not model.exists():
+        raise ValueError(f"{model} does not exist; build it with scripts/build_tokenizer.py")
+    return spm.SentencePieceProcessor(model_file=str(model))
+
+
+def count_tokens(sp, texts: list[str], threads: int = 1) -> list[int]:
+    return [len(ids) for ids in sp.encode(texts, num_threads=threads)]
+
+
+def _to_index_table(block: pa.RecordBatch, sp, threads: int) -> pa.Table:
+    table = pa.Table.from_batches([block])
+    missing = [name for name in _RENAMES if name not in table.column_names]
+    if missing:
+        raise ValueError(f"manifest rows lack field(s) {missing}; rebuild with build_manifest.py")
+    columns = {dst: table.column(src) for src, dst in _RENAMES.items()}
+    transcripts = columns["transcript"].to_pylist()
+    if any(t is None for t in transcripts):
+        raise ValueError("a manifest row has no text; rebuild with build_manifest.py")
+    columns["speaker"] = columns["speaker"].fill_null("")
+    columns["num_tokens"] = pa.array(count_tokens(sp, transcripts, threads), pa.int32())
+    return pa.table(
+        [columns[f.name] for f in PRODUCTION_INDEX_SCHEMA], schema=PRODUCTION_INDEX_SCHEMA
+    )
+
+
+def build_index(
+    train_manifest: str | Path,
+    tokenizer_dir: str | Path,
+    out_path: str | Path,
+    cfg: IndexConfig,
+    threads: int = 1,
+    progress: bool = True,
+    block_bytes: int = _JSON_BLOCK_BYTES,
+) -> dict:
+    """Stream ``train_manifest`` into the production parquet; return row and token totals.
+
+    Memory: one JSON block (``block_bytes``) plus one row group (``cfg.row_group_rows`` rows).
+    """
+    from tqdm import tqdm
+
+    sp = load_sentencepiece(tokenizer_dir)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    reader = pj.open_json(
+        train_manifest,
+        read_options=pj.ReadOptions(block_size=block_bytes, use_threads=True),
+        parse_options=pj.ParseOptions(
+            explicit_schema=_manifest_schema(), unexpected_field_behavior="ignore"
+        ),
+    )
+    tokens = 0
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    bar = tqdm(unit="row", desc="index", disable=not progress)
+
+    def flush(writer: pq.ParquetWriter) -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=cfg.row_group_rows)
+            pending, pending_rows = [], 0
+
+    with pq.ParquetWriter(tmp, PRODUCTION_INDEX_SCHEMA, compression=cfg.compression) as writer:
+        for block in reader:
+            table = _to_index_table(block, sp, threads)
+            tokens += pc.sum(table.column("num_tokens")).as_py() or 0
+            while table.num_rows:
+                take = min(table.num_rows, cfg.row_group_rows - pending_rows)
+                pending.append(table.slice(0, take))
+                pending_rows += take
+                table = table.slice(take)
+                if pending_rows >= cfg.row_group_rows:
+                    flush(writer)
+            bar.update(block.num_rows)
+        flush(writer)
+    bar.close()
+    os.replace(tmp, out_path)
+    meta = pq.ParquetFile(out_path).metadata
+    check_index_schema(pq.read_schema(out_path), str(out_path))
+    return {
+        "rows": meta.num_rows,
+        "row_groups": meta.num_row_groups,
+        "tokens": tokens,
+        "path": str(out_path),
+    }
+
+
+def write_val_manifest(
+    val_manifest: str | Path, tokenizer_dir: str | Path, out_path: str | Path, threads: int = 1
+) -> dict:
+    """The val split as a NeMo manifest that our loader reads too, with ``num_tokens`` added.
+
+    Val is small (hours per language), so it is tokenised in one call.
+    """
+    sp = load_sentencepiece(tokenizer_dir)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    rows = 0
+    with open(val_manifest, encoding="utf-8") as f, open(tmp, "w", encoding="utf-8") as out:
+        records = [json.loads(line) for line in f]
+        counts = count_tokens(sp, [r["text"] for r in records], threads)
+        for rec, n in zip(records, counts, strict=True):
+            rec["num_tokens"] = n
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            rows += 1
+    os.replace(tmp, out_path)
+    return {"rows": rows, "path": str(out_path)}

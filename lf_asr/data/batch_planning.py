@@ -151,10 +151,12 @@ def select_epoch_rows(
         cand |= short[li]
         idx = idx[cand]
         del li, cand
-        # Random order inside each language: sort by (language, random key) in one argsort.
-        key = (lang[idx].astype(np.int64) << 32) | rng.integers(0, 2**32, len(idx), np.int64)
-        order = idx[np.argsort(key)]
-        del key
+        # Random order inside each language: stable 16-bit radix passes (O(n) in numpy) by two
+        # random halves of a 32-bit key, then by language.
+        order = np.argsort(rng.integers(0, 2**16, len(idx), np.uint16), kind="stable")
+        order = order[np.argsort(rng.integers(0, 2**16, len(idx), np.uint16)[order], kind="stable")]
+        order = order[np.argsort(lang[idx][order].astype(np.uint16), kind="stable")]
+        order = idx[order]
         lo = lang[order]
         cum = np.cumsum(duration_s[order], dtype=np.float64)
         starts = np.flatnonzero(np.r_[True, lo[1:] != lo[:-1]])
@@ -174,19 +176,29 @@ def _group_sort(bucket, duration_s, pool_size, rng) -> tuple[np.ndarray, np.ndar
     pools = np.maximum(1, -(-counts // pool_size))  # ceil
     if pools.max(initial=1) >= 2**20:
         raise ValueError("pool_size too small for this many rows: raise it")
-    # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11), built
-    # in place; the group (bucket | pool) is rebuilt from small arrays after the sort instead of
-    # being cut out of a sorted copy of the int64 keys.
     pool = rng.integers(0, pools[bucket], dtype=np.int64).astype(np.int32)
-    key = bucket.astype(np.int64)
-    key <<= 20
-    key |= pool
-    key <<= 24
-    key |= np.minimum(np.round(duration_s * 1e4), 2**24 - 1).astype(np.int64)
-    key <<= 11
-    key |= rng.integers(0, 2**11, n, dtype=np.int64)
-    order = _index_dtype(np.argsort(key), n)
-    del key
+    if pools.sum() <= 2**16:
+        # Two stable 16-bit passes (numpy radix-sorts <= 16-bit keys in O(n)): by duration
+        # (quantised to 1/65535 of the longest clip; ties keep row order), then by global pool.
+        dq = duration_s * np.float32(65535 / max(float(duration_s.max(initial=0)), 1e-9))
+        order = np.argsort(dq.astype(np.uint16), kind="stable")
+        del dq
+        first_pool = (np.cumsum(pools) - pools).astype(np.uint16)
+        gpool = first_pool[bucket] + pool.astype(np.uint16)  # < 2**16 by the test above
+        order = order[np.argsort(gpool[order], kind="stable")]
+        del gpool
+    else:
+        # key = bucket (8 bits) | pool (20) | duration in 0.1 ms (24) | random tie-break (11)
+        key = bucket.astype(np.int64)
+        key <<= 20
+        key |= pool
+        key <<= 24
+        key |= np.minimum(np.round(duration_s * 1e4), 2**24 - 1).astype(np.int64)
+        key <<= 11
+        key |= rng.integers(0, 2**11, n, dtype=np.int64)
+        order = np.argsort(key)
+        del key
+    order = _index_dtype(order, n)
     group = bucket[order].astype(np.int32)
     group <<= 20
     group |= pool[order]

@@ -142,3 +142,19 @@ def test_bucket_caps_validation_says_what_to_change():
     with pytest.raises(ValueError, match="needs 5 positive values"):
         bp.check_bucket_caps(EDGES, 16, [1, 2])
     assert bp.check_bucket_caps(EDGES, 16, None).tolist() == [16] * 5
+
+
+@pytest.mark.parametrize("pool_size", [64, 1])  # 16-bit radix path; > 2**16 pools: int64 keys
+def test_group_sort_orders_rows_by_bucket_pool_then_duration(pool_size):
+    rng = np.random.default_rng(5)
+    d = rng.uniform(0.3, 19.9, 70_000).astype(np.float32)
+    bucket = bp.assign_buckets(d, EDGES)
+    order, group = bp._group_sort(bucket, d, pool_size, rng)
+    assert sorted(order.tolist()) == list(range(len(d))), "a permutation"
+    assert (np.diff(group.astype(np.int64)) >= 0).all(), "pools contiguous, buckets in order"
+    assert (group >> 20 == bucket[order]).all()
+    same = group[1:] == group[:-1]
+    step = np.diff(d[order])[same]
+    assert (step >= -20.0 / 65535).all(), "durations ascend inside a pool (to the quantum)"
+    sizes = np.bincount(np.unique(group, return_inverse=True)[1])
+    assert sizes.max() <= 3 * pool_size + 10, "pools of about pool_size rows"

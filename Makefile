@@ -131,3 +131,18 @@ $(DATA_REPORT): $(INDEX_PARQUET) $(VAL_MANIFEST) $(DATA_FORCE) | setup
 		--manifest-summary $(MANIFEST_DIR)/raw/summary.json \
 		--split-report $(MANIFEST_DIR)/split_report.json \
 		--tokenizer-report $(TOKENIZER_DIR)/tokenizer_report.json --output-dir $(DATA_REPORT_DIR)
+
+# ---------------------------------------------------------------- inference and evaluation
+MODEL ?=
+EVAL_MANIFEST ?=
+EVAL_DIR ?= artifacts/eval
+EVAL_SOURCE = $(if $(EVAL_MANIFEST),--manifest $(EVAL_MANIFEST),--shards $(DEMO_ROOT) --per-language 10)
+
+.PHONY: evaluate bench-rtfx
+
+evaluate: setup  ## WER/CER per language, TDT vs CTC: make evaluate MODEL=m.nemo [EVAL_MANIFEST=val.jsonl]
+	@test -n "$(MODEL)" || { echo "usage: make evaluate MODEL=path/to/model.nemo [EVAL_MANIFEST=val.jsonl] [EVAL_DIR=...]"; exit 2; }
+	$(PY) scripts/evaluate.py --model $(MODEL) $(EVAL_SOURCE) --out-dir $(EVAL_DIR)
+
+bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifacts/bench/
+	$(PY) scripts/bench_rtfx.py --shards $(DEMO_ROOT) $(if $(MODEL),--model $(MODEL),)

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Score a .nemo model on a manifest: WER and CER overall and per language, both heads side by side.
+
+Usage:
+    python scripts/evaluate.py --model M.nemo --manifest val.jsonl --out-dir artifacts/eval/run1
+    python scripts/evaluate.py --model new.nemo --compare old.nemo --manifest val.jsonl \\
+        --out-dir artifacts/eval/new-vs-old
+    python scripts/evaluate.py --model M.nemo --shards artifacts/demo/shards --per-language 20 \\
+        --out-dir artifacts/eval/demo
+
+Every head of every model (TDT and CTC for a hybrid) transcribes the whole manifest; the table
+has one WER and one CER column per model/head, one row per language and an "all" row, then each
+system's RTFx (audio seconds per second of model time). Writes report.md, report.json,
+report.png and predictions/<model>.<head>.jsonl under --out-dir, and prints the table.
+
+Scoring normalisation (shared with training validation, maya_asr.text.scoring): NFC, ZWJ/ZWNJ
+removed, nukta letters folded to one spelling (--nukta drop also removes nuktas), native digits
+to ASCII (--digits keep to keep them), punctuation and danda stripped, Latin lower-cased.
+Rows' languages are passed to models that take one (--language none to never pass them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 1)[1],
+    )
+    p.add_argument("--model", required=True, help="the .nemo file to evaluate")
+    p.add_argument("--compare", action="append", default=[], help="another .nemo (repeatable)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="JSON-lines manifest with reference text")
+    src.add_argument("--shards", help="raw shard root <root>/<lang>/shard-*.tar instead")
+    p.add_argument(
+        "--per-language", type=int, help="with --shards: first N utterances per language"
+    )
+    p.add_argument("--out-dir", required=True, help="where the reports go")
+    p.add_argument("--decoders", default="", help="heads to run, e.g. tdt or tdt,ctc (default all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--language", choices=("auto", "none"), default="auto")
+    p.add_argument("--nukta", choices=("fold", "drop", "keep"), default="fold")
+    p.add_argument("--digits", choices=("ascii", "keep"), default="ascii")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from maya_asr.inference import inputs as inp
+    from maya_asr.inference.evaluation import evaluate_model, model_labels, write_predictions
+    from maya_asr.inference.report import markdown_report, write_reports
+    from maya_asr.text.scoring import ScoringPolicy
+
+    try:
+        policy = ScoringPolicy(nukta=args.nukta, digits=args.digits)
+        if args.manifest:
+            items, source = inp.read_manifest(args.manifest), args.manifest
+        else:
+            rows = inp.shard_rows(args.shards, args.per_language)
+            base = Path(args.shards)
+            items = [inp.row_to_input(r, f"{r['tar_path']}:{r['key']}", base) for r in rows]
+            inp.check_inputs(items)
+            source = args.shards
+        paths = [args.model, *args.compare]
+        decoders = [d for d in args.decoders.split(",") if d]
+        results = []
+        for path, label in zip(paths, model_labels(paths), strict=True):
+            results += evaluate_model(
+                path,
+                items,
+                label=label,
+                decoders=decoders or None,
+                batch_size=args.batch_size,
+                device=args.device,
+                language=args.language,
+                policy=policy,
+                progress=not args.no_progress,
+            )
+    except ValueError as e:  # InputError included
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out_dir)
+    write_predictions(results, out / "predictions")
+    written = write_reports(results, out, policy, source)
+    print(markdown_report(results))
+    print("reports: " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,15 +52,15 @@ def score_heads(
 
 
 def flat_metrics(scores: dict[str, dict[str, Score]]) -> dict[str, float]:
-    """``val_wer_tdt``, ``val_cer_ctc``, ``val_hi_cer_tdt``, ... for loggers."""
+    """``langval/all/cer_tdt``, ``langval/hi/wer_ctc``, ... for loggers (NeMo's own validation
+    already logs ``val_wer`` and ``val_wer_ctc`` over everything)."""
     out = {}
     for head, table in scores.items():
         for lang, score in table.items():
-            prefix = "val" if lang == ALL else f"val_{lang}"
             for name in ("wer", "cer"):
                 value = getattr(score, name)
                 if value is not None:
-                    out[f"{prefix}_{name}_{head}"] = float(value)
+                    out[f"langval/{lang}/{name}_{head}"] = float(value)
     return out
 
 
@@ -104,7 +104,7 @@ class LanguageValidation(pl.Callback):
         self.last_scores = scores
         metrics = flat_metrics(scores)
         for name, value in metrics.items():
-            pl_module.log(name, value, rank_zero_only=True, prog_bar=name == "val_cer_tdt")
+            pl_module.log(name, value, rank_zero_only=True, prog_bar=name == f"langval/{ALL}/cer_tdt")
         if self.out_dir and trainer.is_global_zero:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             table = {h: {lang: s.to_dict() for lang, s in t.items()} for h, t in scores.items()}

@@ -17,7 +17,7 @@ DEMO_UTTS ?= 70
 .PHONY: help setup system-deps test test-all lint format demo-corpus demo
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- setup
 setup: system-deps $(SETUP_STAMP)  ## create .venv with torch, the package and its dev tools
@@ -146,3 +146,21 @@ evaluate: setup  ## WER/CER per language, TDT vs CTC: make evaluate MODEL=m.nemo
 
 bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifacts/bench/
 	$(PY) scripts/bench_rtfx.py --shards $(DEMO_ROOT) $(if $(MODEL),--model $(MODEL),)
+
+# ---------------------------------------------------------------- ops
+# R2 settings come from the environment or a chmod-600 .env (see README, "Operations").
+PROD_EXPECT_GPUS ?= 8
+
+.PHONY: validate-r2 prod-readiness prod-launch bench-r2
+
+validate-r2: setup  ## round-trip a 2.5-part object through the R2 bucket (PASS/FAIL per step)
+	$(PY) scripts/validate_r2.py
+
+prod-readiness: setup  ## readiness table: disk, GPUs, config, artifacts, R2 (exit 1 on FAIL)
+	$(PY) scripts/readiness.py --expect-gpus $(PROD_EXPECT_GPUS)
+
+prod-launch: setup  ## readiness gate -> checkpoint watcher -> torchrun training -> drain
+	PY=$(PY) GPUS_PER_NODE=$(PROD_EXPECT_GPUS) bash scripts/run_stage1_prod.sh
+
+bench-r2: setup  ## upload/verify throughput to a local S3 server -> artifacts/bench/r2_upload.json
+	$(PY) scripts/bench_r2_upload.py

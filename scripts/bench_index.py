@@ -4,6 +4,8 @@
 Usage:
     python scripts/bench_index.py --rows 1000000,5000000,20000000,50000000
     python scripts/bench_index.py --rows 1000000 --build-rows 200000,1000000   # quicker
+    python scripts/bench_index.py --rows "" --baseline-rows 0 --build-rows 200000,1000000,2000000 \
+        --output artifacts/bench/index_build.json   # only the real build_index path
 
 For each row count, a fresh process streams synthetic rows (PRODUCTION_INDEX_SCHEMA, realistic
 value ranges) through pyarrow's ParquetWriter one row group at a time, the way
@@ -202,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             path.unlink()
     n0 = args.baseline_rows
-    baseline = _run_child("write_in_memory", str(n0), str(work / "baseline.parquet"))
-    (work / "baseline.parquet").unlink()
-    print(f"baseline (whole table in memory) at {n0:,} rows: peak {baseline['peak_rss_mb']:.0f} MB")
+    baseline = {}
+    if n0:
+        baseline = _run_child("write_in_memory", str(n0), str(work / "baseline.parquet"))
+        (work / "baseline.parquet").unlink()
+        rss0 = baseline["peak_rss_mb"]
+        print(f"baseline (whole table in memory) at {n0:,} rows: peak {rss0:.0f} MB")
 
     build = []
     for n in [int(x) for x in args.build_rows.split(",") if x]:
@@ -217,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         manifest.unlink()
         (work / "build.parquet").unlink()
 
-    rss = [s["write"]["peak_rss_mb"] for s in series]
+    rss = [s["write"]["peak_rss_mb"] for s in series] or [float("nan")]
     summary = {
         "row_group_rows": ROW_GROUP,
         "write_peak_rss_mb_by_rows": {s["rows"]: s["write"]["peak_rss_mb"] for s in series},
         "write_rss_growth_ratio_last_vs_first": round(rss[-1] / rss[0], 3),
-        "in_memory_baseline_peak_rss_mb": {n0: baseline["peak_rss_mb"]},
+        "in_memory_baseline_peak_rss_mb": {n0: baseline.get("peak_rss_mb")},
         "projection_load_s_by_rows": {s["rows"]: s["project"]["seconds"] for s in series},
         "projection_peak_rss_mb_by_rows": {s["rows"]: s["project"]["peak_rss_mb"] for s in series},
         "build_index": build,

@@ -1,11 +1,11 @@
 """Production index ("phase 3"): train split + tokenizer -> ``production_train_final.parquet``.
 
 The schema is ``lf_asr.data.schema.PRODUCTION_INDEX_SCHEMA`` (the loader's contract). The train
-manifest is read in blocks with pyarrow's JSON reader, each block's transcripts are tokenised
-with the trained SentencePiece model (``num_tokens``: the sampler's token cap needs it), and
-blocks are written as row groups of ``row_group_rows`` rows, so memory holds one row group
-whatever the row count. The loader projects ``duration_s, language, num_tokens`` cheaply because
-parquet stores columns apart.
+manifest is read in bounded blocks of lines parsed by pyarrow's JSON reader, each block's
+transcripts are tokenised with the trained SentencePiece model (``num_tokens``: the sampler's
+token cap needs it), and blocks are written as row groups of ``row_group_rows`` rows, so memory
+holds one block and one row group whatever the row count. The loader projects ``duration_s,
+language, num_tokens`` cheaply because parquet stores columns apart.
 
 The val split becomes the val manifest (JSONL): NeMo's manifest fields (``audio_filepath``,
 ``duration``, ``text``) plus what our own loader reads (``tar_path``, ``tar_offset_data``,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,8 +60,22 @@ def count_tokens(sp, texts: list[str], threads: int = 1) -> list[int]:
     return [len(ids) for ids in sp.encode(texts, num_threads=threads)]
 
 
-def _to_index_table(block: pa.RecordBatch, sp, threads: int) -> pa.Table:
-    table = pa.Table.from_batches([block])
+def iter_manifest_blocks(path: str | Path, block_bytes: int) -> Iterator[pa.Table]:
+    """The manifest as tables of about ``block_bytes`` of JSON lines each.
+
+    pyarrow's streaming ``open_json`` reads ahead without bound (it buffered a whole 250 MB
+    manifest before yielding the first block), so we cut whole lines ourselves and let
+    ``read_json`` parse one bounded chunk at a time.
+    """
+    parse = pj.ParseOptions(explicit_schema=_manifest_schema(), unexpected_field_behavior="ignore")
+    with open(path, "rb") as f:
+        while lines := f.readlines(block_bytes):
+            chunk = b"".join(lines)
+            read = pj.ReadOptions(use_threads=True, block_size=max(1 << 20, len(chunk) + 1))
+            yield pj.read_json(pa.BufferReader(chunk), read_options=read, parse_options=parse)
+
+
+def _to_index_table(table: pa.Table, sp, threads: int) -> pa.Table:
     missing = [name for name in _RENAMES if name not in table.column_names]
     if missing:
         raise ValueError(f"manifest rows lack field(s) {missing}; rebuild with build_manifest.py")
@@ -94,13 +109,7 @@ def build_index(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".partial")
-    reader = pj.open_json(
-        train_manifest,
-        read_options=pj.ReadOptions(block_size=block_bytes, use_threads=True),
-        parse_options=pj.ParseOptions(
-            explicit_schema=_manifest_schema(), unexpected_field_behavior="ignore"
-        ),
-    )
+    blocks = iter_manifest_blocks(train_manifest, block_bytes)
     tokens = 0
     pending: list[pa.Table] = []
     pending_rows = 0
@@ -113,7 +122,7 @@ def build_index(
             pending, pending_rows = [], 0
 
     with pq.ParquetWriter(tmp, PRODUCTION_INDEX_SCHEMA, compression=cfg.compression) as writer:
-        for block in reader:
+        for block in blocks:
             table = _to_index_table(block, sp, threads)
             tokens += pc.sum(table.column("num_tokens")).as_py() or 0
             while table.num_rows:

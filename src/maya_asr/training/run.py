@@ -35,6 +35,32 @@ class TrainResult:
     nemo_path: Path | None  # the exported model (rank 0), None on other ranks
     global_step: int
     validation: dict | None  # last per-language scores {head: {lang: Score}}
+    rank_digests: list[str]  # SHA-256 of every rank's final weights (one entry without DDP)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of all parameters: equal digests = equal bits. Buffers are left out: DDP
+    broadcasts them from rank 0 before each forward, so BatchNorm statistics legitimately differ
+    between ranks after the last forward."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in model.named_parameters():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_ranks_in_sync(model, trainer: pl.Trainer) -> list[str]:
+    """Every rank's weights digest and step count; raises when ranks diverged (a DDP bug)."""
+    mine = (weights_digest(model), trainer.global_step)
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return [mine[0]]
+    gathered: list = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, mine)
+    if len(set(gathered)) != 1:
+        raise RuntimeError(f"DDP ranks diverged at the end of training: {gathered}")
+    return [digest for digest, _ in gathered]
 
 
 def apply_smoke(cfg: DictConfig, smoke_cfg: DictConfig) -> DictConfig:
@@ -126,7 +152,9 @@ def _preflight(cfg: DictConfig, model, trainer: pl.Trainer) -> None:
     )
 
 
-def train(cfg: DictConfig, resume: str | None = None) -> TrainResult:
+def train(
+    cfg: DictConfig, resume: str | None = None, extra_callbacks: list | None = None
+) -> TrainResult:
     """Run (or resume) the job ``cfg`` describes; returns where things went."""
     validate(cfg)
     run_dir = run_dir_of(cfg)
@@ -142,7 +170,7 @@ def train(cfg: DictConfig, resume: str | None = None) -> TrainResult:
         save_top_k=-1,
         save_last=True,
     )
-    callbacks: list = [checkpoint, AudioThroughput()]
+    callbacks: list = [checkpoint, AudioThroughput(), *(extra_callbacks or [])]
     trainer = build_trainer(cfg, run_dir, callbacks)
     model = build_model(cfg, trainer)
     languages = list(model.cfg.languages)
@@ -167,15 +195,18 @@ def train(cfg: DictConfig, resume: str | None = None) -> TrainResult:
         val_dataloaders=val[0] if val else None,
         ckpt_path=ckpt_path,
     )
+    digests = check_ranks_in_sync(model, trainer)
     nemo_path = None
     if trainer.is_global_zero:
         nemo_path = run_dir / "model.nemo"
         model.save_to(str(nemo_path))
+        log.info("weights identical on %d rank(s): %s", len(digests), digests[0][:16])
     return TrainResult(
         run_dir,
         nemo_path,
         trainer.global_step,
         validation.last_scores if validation else None,
+        digests,
     )
 
 

@@ -164,3 +164,21 @@ prod-launch: setup  ## readiness gate -> checkpoint watcher -> torchrun training
 
 bench-r2: setup  ## upload/verify throughput to a local S3 server -> artifacts/bench/r2_upload.json
 	$(PY) scripts/bench_r2_upload.py
+
+# ---------------------------------------------------------------- model
+PARAKEET_NEMO ?= pretrained/parakeet-tdt-1.1b.nemo
+ENCODER_PT ?= pretrained/parakeet_tdt_1.1b_encoder.pt
+EXPORT_LANG ?= none
+
+.PHONY: extract-encoder export-stock bench-model
+
+extract-encoder: setup  ## write $(ENCODER_PT) from $(PARAKEET_NEMO) (the pretrained encoder)
+	$(PY) scripts/extract_encoder.py --nemo $(PARAKEET_NEMO) --output $(ENCODER_PT)
+
+export-stock: setup  ## plain NeMo .nemo from MODEL=<ours.nemo> for EXPORT_LANG=<code|none> to OUT=
+	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make export-stock MODEL=x.nemo OUT=y.nemo [EXPORT_LANG=hi]"; exit 2; }
+	$(PY) scripts/export_stock_nemo.py --model $(MODEL) --language $(EXPORT_LANG) --output $(OUT)
+
+bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; prod param count
+	$(PY) scripts/bench_tdt_loss.py
+	$(PY) scripts/bench_model.py --param-count

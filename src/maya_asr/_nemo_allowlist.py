@@ -13,7 +13,6 @@ any ``restore_from`` can run). Stdlib only: this runs on every ``import maya_asr
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import sys
 
 PREFIX = "maya_asr."
@@ -32,7 +31,13 @@ class _AllowListHook(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != NEMO_MODULE:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        spec = None
+        for finder in sys.meta_path:  # whoever would have found it (path, editable installs)
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
         exec_module = spec.loader.exec_module

@@ -71,7 +71,9 @@ def encoder_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         )
     if path.suffix == ".nemo":
         state = read_nemo_state_dict(path)
-        encoder = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+        encoder = {
+            k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)
+        }
         if not encoder:
             raise ValueError(f"{path} has no '{ENCODER_PREFIX}*' weights: not an ASR encoder model")
         return encoder
@@ -83,7 +85,9 @@ def encoder_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_pretrained_encoder(model, path: str | os.PathLike, strict: bool = True) -> EncoderLoadReport:
+def load_pretrained_encoder(
+    model, path: str | os.PathLike, strict: bool = True
+) -> EncoderLoadReport:
     """Copy encoder weights from ``path`` into ``model.encoder``; return the key report.
 
     With ``strict`` (default) a missing, unexpected or mis-shaped key raises ``ValueError`` with
@@ -114,7 +118,7 @@ def load_pretrained_encoder(model, path: str | os.PathLike, strict: bool = True)
 
 
 def save_encoder_state_dict(nemo_path: str | os.PathLike, out_path: str | os.PathLike) -> int:
-    """Write the encoder of ``nemo_path`` as a plain state dict to ``out_path``; returns #tensors."""
+    """Write the encoder of ``nemo_path`` as a state dict to ``out_path``; return #tensors."""
     state = encoder_state_dict(nemo_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def language_ids(
 
 
 def split_language_batch(batch) -> tuple[tuple, torch.Tensor | None]:
-    """``(audio, audio_lens, tokens, token_lens[, lang_ids])`` -> (NeMo 4-tuple, lang_ids or None)."""
+    """``(audio, audio_lens, tokens, token_lens[, lang_ids])`` -> (NeMo 4-tuple, lang_ids|None)."""
     if len(batch) == 5:
         return tuple(batch[:4]), batch[4]
     if len(batch) == 4:

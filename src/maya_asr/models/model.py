@@ -160,7 +160,7 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self, input_signal=None, input_signal_length=None, processed_signal=None,
         processed_signal_length=None,
     ):  # fmt: skip
-        """NeMo's encoder forward, then + language vector. Returns encoded (B, D, T), lengths (B,)."""
+        """NeMo's encoder forward + language vector: encoded (B, D, T), lengths (B,)."""
         frozen = self.encoder_frozen and torch.is_grad_enabled()
         with torch.no_grad() if frozen else contextlib.nullcontext():
             encoded, encoded_len = super().forward(

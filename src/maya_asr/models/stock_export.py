@@ -45,9 +45,9 @@ def fold_language_bias(state: dict[str, torch.Tensor], lang_id: int | None) -> d
     state["joint.enc.bias"] = (enc_b.double() + enc_w.double() @ e).to(enc_b.dtype)
     ctc_w = state["ctc_decoder.decoder_layers.0.weight"]  # (V+1, D, 1)
     ctc_b = state["ctc_decoder.decoder_layers.0.bias"]
-    state["ctc_decoder.decoder_layers.0.bias"] = (
-        ctc_b.double() + ctc_w[:, :, 0].double() @ e
-    ).to(ctc_b.dtype)
+    state["ctc_decoder.decoder_layers.0.bias"] = (ctc_b.double() + ctc_w[:, :, 0].double() @ e).to(
+        ctc_b.dtype
+    )
     return state
 
 
@@ -80,7 +80,9 @@ def export_stock_nemo(model, language: str | None, out_path: str | os.PathLike) 
                     cfg = OmegaConf.create(src.extractfile(member).read().decode("utf-8"))
                     data = OmegaConf.to_yaml(stock_config(cfg)).encode("utf-8")
                 elif name == WEIGHTS_NAME:
-                    state = torch.load(src.extractfile(member), map_location="cpu", weights_only=True)
+                    state = torch.load(
+                        src.extractfile(member), map_location="cpu", weights_only=True
+                    )
                     buf = io.BytesIO()
                     torch.save(fold_language_bias(state, lang_id), buf)
                     data = buf.getvalue()

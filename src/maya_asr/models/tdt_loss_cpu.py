@@ -77,10 +77,10 @@ def transducer_log_likelihood(
     neg_col = blank_out.new_full((B, 1), _NEG)
     first = torch.cat([blank_out.new_zeros(B, 1), blank_out.new_full((B, U), _NEG)], dim=1)
 
-    # Per-frame views from one unbind: indexing blank_out[:, t] inside the loop would make
-    # autograd allocate a full (B, T, U+1, K) zero gradient per slice, O(T^2) in the backward.
-    blank_frames = blank_out.unbind(1)  # T x (B, U+1, K)
-    emit_frames = emit_out.unbind(1)  # T x (B, U, K)
+    # Per-frame views, (K, B, U+1) and (K, B, U): unbinding once keeps the backward cheap
+    # (indexing the full tensor per step would materialise a full-size zero gradient each time).
+    blank_t = blank_out.permute(1, 3, 0, 2).unbind(0)
+    emit_t = emit_out.permute(1, 3, 0, 2).unbind(0)
     alphas: list[torch.Tensor] = []  # alphas[t]: (B, U+1)
     for t in range(T):
         if t == 0:
@@ -91,9 +91,9 @@ def transducer_log_likelihood(
                 if t - d < 0:
                     continue
                 prev = alphas[t - d]
-                cands.append(prev + blank_frames[t - d][:, :, k])
+                cands.append(prev + blank_t[t - d][k])
                 if U > 0:
-                    lab = prev[:, :U] + emit_frames[t - d][:, :, k]
+                    lab = prev[:, :U] + emit_t[t - d][k]
                     cands.append(torch.cat([neg_col, lab], dim=1))
             # No arc reaches frame t when every duration is longer than t.
             c = (
@@ -102,7 +102,7 @@ def transducer_log_likelihood(
                 else first.new_full((B, U1), _NEG)
             )
         if zero_k and U > 0:
-            w = emit_frames[t][:, :, zero_k[0]]  # (B, U): label arcs that stay in frame t
+            w = emit_t[t][zero_k[0]]  # (B, U): label arcs that stay in frame t
             s = torch.cat([blank_out.new_zeros(B, 1), torch.cumsum(w, dim=1)], dim=1)
             c = s + torch.logcumsumexp(c - s, dim=1)
         alphas.append(c)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from model_support import ENGLISH_TEXTS, smoke_config, train_tokenizer
 
 

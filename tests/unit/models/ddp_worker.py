@@ -39,7 +39,9 @@ def main() -> None:
     tokenizer_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     rank = int(os.environ["RANK"])
     torch.manual_seed(0)  # same initial weights on both ranks (DDP also broadcasts rank 0's)
-    cfg = smoke_config(tokenizer_dir, encoder_freeze_steps=2, ctc_warmup_steps=2, language_dropout=0.5)
+    cfg = smoke_config(
+        tokenizer_dir, encoder_freeze_steps=2, ctc_warmup_steps=2, language_dropout=0.5
+    )
     model = MayaHybridTDTCTCModel(cfg)
     g = torch.Generator().manual_seed(100 + rank)  # different data on each rank
     batches = []

@@ -6,44 +6,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maya_asr.models.tiny_tokenizer import SAMPLE_TEXTS, tokenizer_with_vocab, train_tiny_tokenizer
+
 REPO = Path(__file__).resolve().parents[3]
 SMOKE_CONFIG = REPO / "configs" / "train" / "smoke.yaml"
 PROD_CONFIG = REPO / "configs" / "train" / "stage1_prod_8xh200.yaml"
 
-ENGLISH_TEXTS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a tiny model learns a tiny language",
-    "speech recognition in twelve languages",
-    "hello world this is maya",
-    "numbers like one two three four five",
-    "zebra quiz vex jolt mix",
-]
-
-
-def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int) -> Path:
-    """A SentencePiece BPE in NeMo's tokenizer folder layout (tokenizer.model/.vocab, vocab.txt)."""
-    import sentencepiece as spm
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = out_dir / "text.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(out_dir / "tokenizer"),
-        vocab_size=vocab_size,
-        model_type="bpe",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        bos_id=-1,
-        eos_id=-1,
-        num_threads=1,
-        minloglevel=2,
-    )
-    pieces = [
-        line.split("\t")[0] for line in (out_dir / "tokenizer.vocab").read_text().splitlines()
-    ]
-    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    return out_dir
+ENGLISH_TEXTS = list(SAMPLE_TEXTS)
+train_tokenizer = train_tiny_tokenizer
 
 
 def smoke_config(tokenizer_dir: Path, **overrides) -> DictConfig:
@@ -57,7 +27,7 @@ def smoke_config(tokenizer_dir: Path, **overrides) -> DictConfig:
 
 
 def shortest_utterance(corpus_root: Path, lang: str, sample_rate: int = 16000):
-    """(audio float32 at ``sample_rate``, text) of the shortest utterance of ``lang`` in raw shards."""
+    """(audio float32 at ``sample_rate``, text) of the shortest ``lang`` utterance in raw shards."""
     import io
     import json
     import tarfile
@@ -83,3 +53,9 @@ def shortest_utterance(corpus_root: Path, lang: str, sample_rate: int = 16000):
     if best is None:
         raise FileNotFoundError(f"no utterances for {lang} under {corpus_root}")
     return best
+
+
+__all__ = [
+    "ENGLISH_TEXTS", "PROD_CONFIG", "REPO", "SMOKE_CONFIG", "shortest_utterance", "smoke_config",
+    "tokenizer_with_vocab", "train_tokenizer",
+]  # fmt: skip

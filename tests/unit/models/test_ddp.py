@@ -36,11 +36,14 @@ def test_two_rank_ddp_keeps_ranks_identical_without_unused_parameter_errors(
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(HERE / "ddp_worker.py"), str(en_tokenizer_dir), str(tmp_path)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         )
     logs = [p.communicate(timeout=600)[0] for p in procs]
-    for rank, (p, log) in enumerate(zip(procs, logs)):
+    for rank, (p, log) in enumerate(zip(procs, logs, strict=True)):
         assert p.returncode == 0, f"rank {rank} failed:\n{log[-4000:]}"
         assert "unused parameters" not in log
 
@@ -48,7 +51,7 @@ def test_two_rank_ddp_keeps_ranks_identical_without_unused_parameter_errors(
     assert [r["step"] for r in rows[0]] == [1, 2, 3, 4, 5]
     assert [r["frozen"] for r in rows[0]] == [True, True, False, False, False]
     assert [r["ctc"] for r in rows[0]] == pytest.approx([0.0, 0.15, 0.3, 0.3, 0.3])
-    for a, b in zip(rows[0], rows[1]):  # every parameter, every step, bit for bit
+    for a, b in zip(rows[0], rows[1], strict=True):  # every parameter, every step, bit for bit
         for key in a["state"]:
             assert torch.equal(a["state"][key], b["state"][key]), (a["step"], key)
     # The encoder did not move while frozen and moved (identically) once unfrozen.

@@ -10,7 +10,7 @@ from maya_asr.models.tdt_loss_cpu import TDTLossCPU, tdt_loss, unsupported_optio
 DURATIONS = [0, 1, 2, 3, 4]
 
 
-def _random_batch(seed: int, B=3, T=7, U=4, V=6, K=len(DURATIONS)):
+def _random_batch(seed: int, B=3, T=7, U=4, V=6, K=5):
     g = torch.Generator().manual_seed(seed)
     acts = torch.randn(B, T, U + 1, V + 1 + K, generator=g) * 2
     labels = torch.randint(0, V, (B, U), generator=g)
@@ -54,7 +54,7 @@ def test_blank_index_zero_and_other_durations(no_cuda_calls):
     from nemo.collections.asr.losses.rnnt_pytorch import TDTLossPytorch
 
     durations = [0, 2, 3]
-    acts, labels, act_lens, label_lens, V = _random_batch(3, K=len(durations))
+    acts, labels, act_lens, label_lens, _ = _random_batch(3, K=len(durations))
     labels = labels + 1  # blank 0 must never be a label
     expected = TDTLossPytorch(blank=0, durations=durations, reduction="none")(
         acts=acts, labels=labels, act_lens=act_lens, label_lens=label_lens
@@ -111,3 +111,19 @@ def test_needs_a_positive_duration_and_names_unsupported_options():
         tdt_loss(acts, labels, act_lens, label_lens, V, [0])
     assert unsupported_options(0.0, -1.0) == []
     assert unsupported_options(0.01, 2.0) == ["fastemit_lambda=0.01", "clamp=2.0"]
+
+
+@pytest.mark.requires_cuda
+def test_matches_nemo_numba_kernel_on_cuda():
+    from nemo.collections.asr.parts.numba.rnnt_loss import TDTLossNumba
+
+    acts, labels, act_lens, label_lens, V = _random_batch(8, B=4, T=12, U=6, V=20)
+    numba = TDTLossNumba(blank=V, durations=DURATIONS, reduction="none", sigma=0.02)
+    cuda_acts = acts.cuda().requires_grad_(True)
+    expected = numba(cuda_acts, labels.cuda(), act_lens.cuda(), label_lens.cuda())
+    (expected_grad,) = torch.autograd.grad(expected.sum(), cuda_acts)
+    cpu_acts = acts.clone().requires_grad_(True)
+    got = tdt_loss(cpu_acts, labels, act_lens, label_lens, V, DURATIONS, sigma=0.02)
+    (got_grad,) = torch.autograd.grad(got.sum(), cpu_acts)
+    assert _rel_err(got.detach(), expected.detach().cpu()) < 1e-4
+    assert _rel_err(got_grad, expected_grad.cpu()) < 1e-3

@@ -15,7 +15,9 @@ from maya_asr.training.preflight import (
 
 
 def test_worst_batches_respect_every_cap():
-    worst = worst_batches([0, 4, 8, 20], max_batch_dur=120, max_batch_size=16, max_tokens_in_batch=400)
+    worst = worst_batches(
+        [0, 4, 8, 20], max_batch_dur=120, max_batch_size=16, max_tokens_in_batch=400
+    )
     assert [(w.bucket, w.batch_size, w.seconds, w.tokens) for w in worst] == [
         ((0, 4), 16, 4, 25),  # sample cap binds
         ((4, 8), 15, 8, 26),  # 120 s / 8 s

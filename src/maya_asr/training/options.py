@@ -33,6 +33,7 @@ FLAG_KEYS: dict[str, tuple[str, object]] = {
     "val_every": ("run.val_every", 5000),
     "checkpoint_every": ("run.checkpoint_every", 5000),
     "run_dir": ("run.dir", None),
+    "checkpoint_dir": ("run.checkpoint_dir", None),
     "seed": ("run.seed", 0),
     "num_workers": ("data.num_workers", 4),
 }
@@ -43,6 +44,7 @@ class RunSection:
     """``run:`` keys of a training config (what is not the model, the trainer or the data)."""
 
     dir: str | None = None  # run directory: checkpoints, logs, merged config, .nemo
+    checkpoint_dir: str | None = None  # where checkpoints go (default <dir>/checkpoints)
     pretrained_encoder: str | None = None  # .pt state dict or .nemo whose encoder we start from
     val_every: int = 5000  # optimizer steps between validations
     checkpoint_every: int = 5000  # optimizer steps between kept checkpoints (plus `last`)
@@ -143,6 +145,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     a("--num-workers", type=int, help="DataLoader workers per rank (4)")
     a("--seed", type=int, help="seed for sampler, init and dropout (0)")
     a("--run-dir", help="run directory (default experiments/<config name>)")
+    a("--checkpoint-dir", help="checkpoint folder the R2 watcher uploads (<run-dir>/checkpoints)")
     a("--resume", nargs="?", const="auto", help="resume: a .ckpt path, or the run's last.ckpt")
     a("--smoke", action="store_true", help="shrink the model to the smoke size, one device")
     a("--no-preflight", action="store_true", help="skip the worst-case batch check")

@@ -184,7 +184,5 @@ def run_preflight(
             if not is_oom(e):
                 raise
             fits = _largest_fitting(step, wb.batch_size)
-            raise PreflightError(
-                advice(wb, fits, max_batch_dur, max_tokens_in_batch)
-            ) from None
+            raise PreflightError(advice(wb, fits, max_batch_dur, max_tokens_in_batch)) from None
         log(f"pre-flight ok: {wb.describe()}")

@@ -35,7 +35,9 @@ class SamplerResume(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         done = trainer.fit_loop.epoch_loop.batch_progress.total.ready - 1  # this batch's number
-        torch.manual_seed(micro_batch_seed(self.seed, trainer.global_rank, done, trainer.world_size))
+        torch.manual_seed(
+            micro_batch_seed(self.seed, trainer.global_rank, done, trainer.world_size)
+        )
 
     def state_dict(self) -> dict:
         consumed = 0
@@ -47,13 +49,14 @@ class SamplerResume(pl.Callback):
         self.sampler.load_state_dict(state_dict["sampler"])
 
 
-def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
-    """``--resume PATH`` -> PATH; ``--resume`` or a run dir holding ``last.ckpt`` -> that."""
+def find_resume_checkpoint(checkpoint_dir: Path, resume: str | None) -> str | None:
+    """``--resume PATH`` -> PATH; ``--resume`` or a checkpoint folder holding ``last.ckpt``
+    -> that (so a restarted job resumes by itself)."""
     if resume and resume != "auto":
         if not Path(resume).is_file():
             raise FileNotFoundError(f"--resume {resume}: no such checkpoint file")
         return resume
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = checkpoint_dir / "last.ckpt"
     if last.is_file():
         return str(last)
     if resume == "auto":

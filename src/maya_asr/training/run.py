@@ -81,37 +81,30 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.run.dir or Path("experiments") / cfg.get("name", "run"))
 
 
-def _accelerator() -> str:
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` (any Trainer argument passes through), with what
+    our loop needs forced: our own rank-aware sampler, step-based validation, and a CPU
+    fallback (gloo, fp32) when there is no GPU."""
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.strategies import DDPStrategy
 
-    t, accelerator = cfg.trainer, _accelerator()
-    devices = t.get("devices") or "auto"
-    if accelerator == "cpu" and devices == "auto":
-        devices = 1
-    ddp = (isinstance(devices, int) and devices > 1) or int(t.get("num_nodes", 1)) > 1
-    strategy = (
-        DDPStrategy(process_group_backend="nccl" if accelerator == "gpu" else "gloo")
-        if ddp
-        else "auto"
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    gpu = torch.cuda.is_available()
+    kwargs["accelerator"] = "gpu" if gpu else "cpu"
+    devices = kwargs.get("devices") or "auto"
+    if not gpu:
+        devices = 1 if devices in ("auto", -1) else devices
+        kwargs["precision"] = "32-true"  # bf16 autocast on CPU is slower, not faster
+        kwargs.pop("sync_batchnorm", None)  # SyncBatchNorm is CUDA-only
+        log.warning("no GPU: training on the CPU")
+    kwargs["devices"] = devices
+    ddp = (isinstance(devices, int) and devices > 1) or int(kwargs.get("num_nodes", 1)) > 1
+    kwargs["strategy"] = (
+        DDPStrategy(process_group_backend="nccl" if gpu else "gloo") if ddp else "auto"
     )
-    precision = t.get("precision", "bf16-mixed") if accelerator == "gpu" else "32-true"
-    accum = int(t.accumulate_grad_batches)
-    return pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=int(t.get("num_nodes", 1)),
-        strategy=strategy,
-        precision=precision,
-        max_steps=int(t.max_steps),
+    accum = int(kwargs.get("accumulate_grad_batches", 1))
+    kwargs.update(
         max_epochs=-1,
-        accumulate_grad_batches=accum,
-        gradient_clip_val=float(t.get("gradient_clip_val", 1.0)),
-        log_every_n_steps=int(t.log_every_n_steps),
         val_check_interval=int(cfg.run.val_every) * accum,  # counted in micro-batches
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
@@ -121,6 +114,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer
         default_root_dir=str(run_dir),
         enable_model_summary=False,
     )
+    kwargs.setdefault("gradient_clip_val", 1.0)
+    return pl.Trainer(**kwargs)
 
 
 def build_model(cfg: DictConfig, trainer: pl.Trainer):
@@ -159,11 +154,12 @@ def train(
     validate(cfg)
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = find_resume_checkpoint(run_dir, resume)
+    ckpt_dir = Path(cfg.run.get("checkpoint_dir") or run_dir / "checkpoints")
+    ckpt_path = find_resume_checkpoint(ckpt_dir, resume)
     pl.seed_everything(int(cfg.run.seed), workers=True, verbose=False)
 
     checkpoint = AtomicModelCheckpoint(
-        dirpath=str(run_dir / "checkpoints"),
+        dirpath=str(ckpt_dir),
         filename="step{step:07d}",
         auto_insert_metric_name=False,
         every_n_train_steps=int(cfg.run.checkpoint_every),

@@ -104,7 +104,9 @@ class LanguageValidation(pl.Callback):
         self.last_scores = scores
         metrics = flat_metrics(scores)
         for name, value in metrics.items():
-            pl_module.log(name, value, rank_zero_only=True, prog_bar=name == f"langval/{ALL}/cer_tdt")
+            pl_module.log(
+                name, value, rank_zero_only=True, prog_bar=name == f"langval/{ALL}/cer_tdt"
+            )
         if self.out_dir and trainer.is_global_zero:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             table = {h: {lang: s.to_dict() for lang, s in t.items()} for h, t in scores.items()}

@@ -70,10 +70,8 @@ def test_validate_says_what_to_fix(flags, message):
 def test_parser_accepts_the_users_command_line():
     parser = argparse.ArgumentParser()
     add_flags(parser)
-    args = parser.parse_args(
-        "--config c.yaml --max-steps 100 --devices 1 --log-every 10 --val-every 50 --smoke "
-        "trainer.precision=32".split()
-    )
+    line = "--config c.yaml --max-steps 100 --devices 1 --log-every 10 --val-every 50 --smoke"
+    args = parser.parse_args([*line.split(), "trainer.precision=32"])
     assert (args.max_steps, args.devices, args.smoke) == (100, "1", True)
     assert args.overrides == ["trainer.precision=32"]
     assert args.encoder_lr is None  # unset flags leave the YAML alone

@@ -17,7 +17,7 @@ from lf_asr.data.schema import NO_LANGUAGE, TARGET_SAMPLE_RATE
 
 
 def tokenizer_model_path(cfg: DictConfig) -> Path:
-    """The SentencePiece model the run tokenises with (data.tokenizer_dir or model.tokenizer.dir)."""
+    """The SentencePiece model the run tokenises with (data.tokenizer_dir, else the model's)."""
     folder = Path(cfg.data.get("tokenizer_dir") or cfg.model.tokenizer.dir)
     path = folder / "tokenizer.model"
     if not path.exists():
@@ -29,7 +29,7 @@ def tokenizer_model_path(cfg: DictConfig) -> Path:
 
 
 def joint_cap(cfg: DictConfig, vocab_size: int) -> JointCap | None:
-    """The sampler's TDT joint-size cap from the model config, when data.max_joint_elements is set."""
+    """The sampler's TDT joint-size cap from the model config (when data.max_joint_elements)."""
     if not cfg.data.get("max_joint_elements"):
         return None
     return JointCap(

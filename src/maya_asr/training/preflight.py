@@ -11,6 +11,7 @@ we search the largest batch that fits and say which cap to lower, and to what.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def worst_batches(
 ) -> list[WorstBatch]:
     """One :class:`WorstBatch` per bucket under the sampler's triple cap (pure function)."""
     out = []
-    for b, (lo, hi) in enumerate(zip(bucket_edges[:-1], bucket_edges[1:], strict=True)):
+    for b, (lo, hi) in enumerate(itertools.pairwise(bucket_edges)):
         cap = bucket_batch_sizes[b] if bucket_batch_sizes else max_batch_size
         size = max(1, min(cap, math.floor(max_batch_dur / hi), max_tokens_in_batch))
         out.append(WorstBatch((lo, hi), size, hi, max(1, max_tokens_in_batch // size)))
@@ -135,7 +136,7 @@ def _largest_fitting(step: Callable[[int], None], upper: int) -> int:
         try:
             step(mid)
             lo = mid
-        except Exception as e:  # noqa: BLE001 - only OOM is expected; others re-raised
+        except Exception as e:  # only OOM is expected; others are re-raised
             if not is_oom(e):
                 raise
             hi = mid
@@ -180,7 +181,7 @@ def run_preflight(
 
         try:
             step(wb.batch_size)
-        except Exception as e:  # noqa: BLE001 - only OOM is turned into advice
+        except Exception as e:  # only OOM is turned into advice
             if not is_oom(e):
                 raise
             fits = _largest_fitting(step, wb.batch_size)

@@ -114,7 +114,8 @@ set +e
     --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
     "$TRAIN_SCRIPT" --config "$CONFIG" --train-parquet "$TRAIN_PARQUET" \
     --val-manifest "$VAL_MANIFEST" --pretrained-encoder "$PRETRAINED_ENCODER" \
-    --checkpoint-dir "$CKPT_DIR" "$@" &
+    --run-dir "$EXP_DIR" --checkpoint-dir "$CKPT_DIR" --devices "$GPUS_PER_NODE" \
+    --num-nodes "$NUM_NODES" "$@" &
 TRAIN_PID=$!
 wait "$TRAIN_PID"
 train_rc=$?

@@ -40,3 +40,37 @@ def tiny_corpus(tiny_corpus_config):
 
     build_demo_corpus(tiny_corpus_config, progress=False)
     return tiny_corpus_config.output_root
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_corpus, tmp_path_factory):
+    """The data pipeline's outputs for the tiny corpus, as `make prod-artifacts` writes them:
+    {"index": parquet, "val_manifest": jsonl, "tokenizer_dir": NeMo tokenizer folder}."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).parents[1]
+    config = str(repo / "configs" / "data" / "demo.yaml")
+    out = tmp_path_factory.mktemp("tiny_artifacts")
+    m, tok = out / "manifests", out / "tokenizer"
+    index, val = out / "phase3" / "production_train_final.parquet", m / "val_manifest.jsonl"
+    steps = [
+        ("build_manifest.py", "--input-root", str(tiny_corpus), "--output-dir", str(m / "raw"),
+         "--config", config, "--workers", "2", "--no-progress"),
+        ("split_manifest.py", "--manifest", str(m / "raw" / "manifest.jsonl"),
+         "--output-dir", str(m), "--config", config),
+        ("build_tokenizer.py", "--train", str(m / "train.jsonl"), "--val", str(m / "val.jsonl"),
+         "--output-dir", str(tok), "--config", config, "--vocab-size", "800"),
+        ("build_index.py", "--train", str(m / "train.jsonl"), "--val", str(m / "val.jsonl"),
+         "--tokenizer-dir", str(tok), "--output", str(index), "--val-output", str(val),
+         "--config", config, "--no-progress"),
+    ]  # fmt: skip
+    for script, *args in steps:
+        run = subprocess.run(
+            [sys.executable, str(repo / "scripts" / script), *args],
+            capture_output=True, text=True, check=False, cwd=repo,
+        )  # fmt: skip
+        if run.returncode != 0:
+            pytest.fail(f"{script} failed:\n{run.stderr[-2000:]}")
+    return {"index": index, "val_manifest": val, "tokenizer_dir": tok}

@@ -71,6 +71,13 @@ def row_to_input(row: dict, where: str, base: Path) -> AudioInput:
     """One manifest row -> :class:`AudioInput`; :class:`InputError` says what is wrong."""
     if not isinstance(row, dict):
         raise InputError(f"{where}: a manifest row must be a JSON object, got {type(row).__name__}")
+    # Tar-offset fields win: the pipeline's val manifest also carries a NeMo `audio_filepath`
+    # of the form "shard.tar#key.flac", which names the member but is not a file to open.
+    if all(k in row for k in TAR_FIELDS):
+        offset, nbytes = row["tar_offset_data"], row["tar_nbytes"]
+        if not (isinstance(offset, int) and isinstance(nbytes, int) and offset >= 0 and nbytes > 0):
+            raise InputError(f"{where}: tar_offset_data and tar_nbytes must be integers >= 0 / > 0")
+        return AudioInput(_resolve(str(row["tar_path"]), base), where, offset, nbytes, row=row)
     if "audio_filepath" in row:
         path = _resolve(str(row["audio_filepath"]), base)
         if row.get("offset") is None:
@@ -81,11 +88,6 @@ def row_to_input(row: dict, where: str, base: Path) -> AudioInput:
         if length is not None and not (isinstance(length, int | float) and length > 0):
             raise InputError(f"{where}: duration must be a positive number of seconds")
         return AudioInput(path, where, start_s=float(start), segment_s=length, row=row)
-    if all(k in row for k in TAR_FIELDS):
-        offset, nbytes = row["tar_offset_data"], row["tar_nbytes"]
-        if not (isinstance(offset, int) and isinstance(nbytes, int) and offset >= 0 and nbytes > 0):
-            raise InputError(f"{where}: tar_offset_data and tar_nbytes must be integers >= 0 / > 0")
-        return AudioInput(_resolve(str(row["tar_path"]), base), where, offset, nbytes, row=row)
     raise InputError(
         f"{where}: a row needs 'audio_filepath' (NeMo manifest) or "
         f"{', '.join(TAR_FIELDS)} (tar-offset manifest); it has {', '.join(row) or 'no fields'}"

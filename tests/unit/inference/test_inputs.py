@@ -42,6 +42,14 @@ def test_tar_offset_rows_read_the_member_bytes(corpus_rows, corpus_manifest):
     np.testing.assert_array_equal(audio, expected)
 
 
+def test_pipeline_val_rows_read_the_tar_member_not_the_reference_path(corpus_rows, tmp_path):
+    # build_index writes both: a readable-by-people "shard.tar#key.flac" and the byte range.
+    row = dict(corpus_rows[0])
+    row["audio_filepath"] = f"{row['tar_path']}#{row.get('key', 'k')}.flac"
+    (item,) = read_manifest(write_manifest(tmp_path / "val.jsonl", [row]))
+    assert item.path == row["tar_path"] and item.offset == row["tar_offset_data"]
+
+
 def test_nemo_rows_resolve_relative_paths_against_the_manifest(tmp_path):
     (tmp_path / "audio").mkdir()
     sf.write(tmp_path / "audio" / "a.wav", sine(16000, 0.5), 16000)

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Train (or resume) Maya ASR stage 1: hybrid TDT+CTC on the production index.
+
+Usage:
+    python3 scripts/train_prod.py --config configs/train/stage1_prod_8xh200.yaml \
+        --train-parquet artifacts/phase3/production_train_final.parquet \
+        --val-manifest data/manifests/stage1_prod_val_v2.jsonl \
+        --pretrained-encoder pretrained/parakeet_tdt_1.1b_encoder.pt
+
+    # one device, shrunk model, 100 steps:
+    python3 scripts/train_prod.py --config configs/train/stage1_prod_8xh200.yaml \
+        --max-steps 100 --devices 1 --log-every 10 --val-every 50 --smoke
+
+Flags override the YAML; `key=value` arguments override anything in it (OmegaConf dotlist).
+The merged config, checkpoints (every --checkpoint-every steps plus last.ckpt), TensorBoard logs,
+validation tables and the final model.nemo go to --run-dir (default experiments/<name>). A run
+directory that holds checkpoints/last.ckpt is resumed automatically.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    from maya_asr.training.options import FLAG_KEYS, add_flags
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_flags(parser)
+    args = parser.parse_args(argv)
+
+    from omegaconf import OmegaConf
+
+    from maya_asr.training.options import build_config
+    from maya_asr.training.run import apply_smoke, quiet_logs, train
+
+    quiet_logs()
+    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
+    if flags["devices"] is not None and str(flags["devices"]).isdigit():
+        flags["devices"] = int(flags["devices"])
+    flags.update(smoke=args.smoke, no_lang_embed=args.no_lang_embed, no_preflight=args.no_preflight)
+    cfg = build_config(OmegaConf.load(args.config), flags, args.overrides)
+    if cfg.run.smoke:
+        from pathlib import Path
+
+        cfg = apply_smoke(cfg, OmegaConf.load(Path(args.config).with_name("smoke.yaml")))
+    result = train(cfg, resume=args.resume)
+    if result.nemo_path:
+        print(f"trained {result.global_step} steps; model: {result.nemo_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

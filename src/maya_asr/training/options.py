@@ -1,0 +1,152 @@
+"""Training options: the users' command-line flags, merged into the run's OmegaConf config.
+
+Precedence, lowest to highest: the YAML config, the documented defaults (only for keys the YAML
+does not set), flags given on the command line, then ``key=value`` dotlist overrides. The merged
+config is what the run uses and what it saves beside its checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+# flag name -> (config key, documented default). A default of None means "no default".
+FLAG_KEYS: dict[str, tuple[str, object]] = {
+    "train_parquet": ("data.train_parquet", None),
+    "val_manifest": ("data.val_manifest", None),
+    "pretrained_encoder": ("run.pretrained_encoder", None),
+    "encoder_lr": ("model.optim_param_groups.encoder.lr", 2e-5),
+    "head_lr": ("model.optim.lr", 1e-3),
+    "freeze_encoder_steps": ("model.encoder_freeze_steps", 5000),
+    "ctc_warmup_steps": ("model.ctc_warmup_steps", 3000),
+    "max_batch_dur": ("data.max_batch_dur", 120.0),
+    "max_batch_size": ("data.max_batch_size", 16),
+    "max_tokens_in_batch": ("data.max_tokens_in_batch", 400),
+    "temperature": ("data.temperature", 0.3),
+    "grad_accum": ("trainer.accumulate_grad_batches", 4),
+    "max_steps": ("trainer.max_steps", 200_000),
+    "devices": ("trainer.devices", None),
+    "num_nodes": ("trainer.num_nodes", 1),
+    "log_every": ("trainer.log_every_n_steps", 50),
+    "val_every": ("run.val_every", 5000),
+    "checkpoint_every": ("run.checkpoint_every", 5000),
+    "run_dir": ("run.dir", None),
+    "checkpoint_dir": ("run.checkpoint_dir", None),
+    "seed": ("run.seed", 0),
+    "num_workers": ("data.num_workers", 4),
+}
+
+
+@dataclass
+class RunSection:
+    """``run:`` keys of a training config (what is not the model, the trainer or the data)."""
+
+    dir: str | None = None  # run directory: checkpoints, logs, merged config, .nemo
+    checkpoint_dir: str | None = None  # where checkpoints go (default <dir>/checkpoints)
+    pretrained_encoder: str | None = None  # .pt state dict or .nemo whose encoder we start from
+    val_every: int = 5000  # optimizer steps between validations
+    checkpoint_every: int = 5000  # optimizer steps between kept checkpoints (plus `last`)
+    seed: int = 0  # seeds sampler, model init and dropout
+    smoke: bool = False  # shrink the model to the smoke size (one device, quick)
+    preflight: bool = True  # run the worst-case batch of each bucket before step 1
+    no_lang_embed: bool = False  # train without the language embedding
+
+
+@dataclass
+class DataSection:
+    """``data:`` keys: the production index, the val manifest and the sampler caps."""
+
+    train_parquet: str | None = None  # production_train_final.parquet
+    val_manifest: str | None = None  # JSONL with tar_path/tar_offset_data/tar_nbytes rows
+    tokenizer_dir: str | None = None  # defaults to model.tokenizer.dir
+    max_batch_dur: float = 120.0  # padded audio seconds per micro-batch
+    max_batch_size: int = 16  # samples per micro-batch
+    max_tokens_in_batch: int = 400  # transcript tokens per micro-batch
+    max_joint_elements: int | None = None  # optional cap on B x T_enc x (U+1) x (V+1+D)
+    temperature: float = 0.3  # language rebalancing: p_l ~ hours_l ** T
+    bucket_edges: list[float] = field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0, 16.0, 20.0])
+    num_workers: int = 4  # DataLoader worker processes per rank
+    val_batch_size: int = 16  # utterances per validation batch
+    max_val_utterances: int | None = None  # cap on validation utterances (None: all)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ValueError`` with the fix for every inconsistent combination we can see early."""
+    data, run, trainer = cfg.data, cfg.run, cfg.trainer
+    if not data.train_parquet:
+        raise ValueError("no training index: pass --train-parquet (see `make prod-artifacts`)")
+    for name in ("max_batch_dur", "max_batch_size", "max_tokens_in_batch"):
+        if data[name] <= 0:
+            raise ValueError(f"data.{name} must be positive, got {data[name]}")
+    if not 0.0 <= data.temperature <= 1.0:
+        raise ValueError(f"--temperature must be in [0, 1], got {data.temperature}")
+    if trainer.accumulate_grad_batches < 1:
+        raise ValueError("--grad-accum must be at least 1")
+    if run.val_every < 1 or run.checkpoint_every < 1:
+        raise ValueError("--val-every and --checkpoint-every must be at least 1 optimizer step")
+    edges = list(data.bucket_edges)
+    if sorted(edges) != edges or len(set(edges)) != len(edges):
+        raise ValueError(f"data.bucket_edges must increase strictly, got {edges}")
+
+
+def build_config(
+    base: DictConfig, flags: dict[str, object], dotlist: list[str] | None = None
+) -> DictConfig:
+    """Merge ``flags`` (flag name -> value, None when not given) and ``dotlist`` into ``base``."""
+    cfg = OmegaConf.merge(
+        {"run": OmegaConf.structured(RunSection), "data": OmegaConf.structured(DataSection)},
+        base,
+    )
+    with open_dict(cfg):
+        for name, (key, default) in FLAG_KEYS.items():
+            value = flags.get(name)
+            if value is not None:
+                OmegaConf.update(cfg, key, value, force_add=True)
+            elif default is not None and OmegaConf.select(cfg, key) is None:
+                OmegaConf.update(cfg, key, default, force_add=True)
+        for name in ("smoke", "no_lang_embed"):
+            if flags.get(name):
+                cfg.run[name] = True
+        if flags.get("no_preflight"):
+            cfg.run.preflight = False
+        if cfg.run.no_lang_embed:
+            # Every utterance takes the language-free path: the model learns no language vectors.
+            cfg.model.language_dropout = 1.0
+        if dotlist:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+    return cfg
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The users' flags (defaults documented in help; None in argparse so the YAML can speak)."""
+    a = parser.add_argument
+    a("--config", required=True, help="training YAML (configs/train/*.yaml)")
+    a("--train-parquet", help="production index (artifacts/phase3/production_train_final.parquet)")
+    a("--val-manifest", help="validation JSONL (data/manifests/stage1_prod_val_v2.jsonl)")
+    a("--pretrained-encoder", help="encoder state dict .pt or a .nemo to take the encoder from")
+    a("--encoder-lr", type=float, help="encoder learning rate (default 2e-5)")
+    a("--head-lr", type=float, help="decoder/joint/CTC/language-embedding LR (default 1e-3)")
+    a("--freeze-encoder-steps", type=int, help="optimizer steps with a frozen encoder (5000)")
+    a("--ctc-warmup-steps", type=int, help="optimizer steps of the CTC weight ramp (3000)")
+    a("--max-batch-dur", type=float, help="padded audio seconds per micro-batch (120.0)")
+    a("--max-batch-size", type=int, help="samples per micro-batch (16)")
+    a("--max-tokens-in-batch", type=int, help="tokens per micro-batch (400)")
+    a("--temperature", type=float, help="language rebalancing, 0=uniform 1=natural (0.3)")
+    a("--grad-accum", type=int, help="gradient accumulation micro-batches (4)")
+    a("--no-lang-embed", action="store_true", help="train without the language embedding")
+    a("--max-steps", type=int, help="optimizer steps (200000)")
+    a("--devices", help="devices per node: a count, 'auto' or a list (default: all)")
+    a("--num-nodes", type=int, help="nodes (1)")
+    a("--log-every", type=int, help="optimizer steps between log lines (50)")
+    a("--val-every", type=int, help="optimizer steps between validations (5000)")
+    a("--checkpoint-every", type=int, help="optimizer steps between checkpoints (5000)")
+    a("--num-workers", type=int, help="DataLoader workers per rank (4)")
+    a("--seed", type=int, help="seed for sampler, init and dropout (0)")
+    a("--run-dir", help="run directory (default experiments/<config name>)")
+    a("--checkpoint-dir", help="checkpoint folder the R2 watcher uploads (<run-dir>/checkpoints)")
+    a("--resume", nargs="?", const="auto", help="resume: a .ckpt path, or the run's last.ckpt")
+    a("--smoke", action="store_true", help="shrink the model to the smoke size, one device")
+    a("--no-preflight", action="store_true", help="skip the worst-case batch check")
+    a("overrides", nargs="*", help="OmegaConf dotlist overrides, e.g. model.encoder.n_layers=4")

@@ -1,0 +1,214 @@
+"""Assemble and run a training job: config -> model -> loaders -> Lightning Trainer -> .nemo.
+
+``scripts/train_prod.py`` is a thin command line over :func:`train`. Every process of a DDP job
+runs this module (Lightning starts the other ranks by re-running the script), so each builds its
+own sampler shard after the Trainer knows its rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from maya_asr.training.callbacks import AtomicModelCheckpoint, AudioThroughput
+from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
+from maya_asr.training.options import validate
+from maya_asr.training.preflight import run_preflight, worst_batches
+from maya_asr.training.resume import SamplerResume, find_resume_checkpoint
+from maya_asr.training.validation import LanguageValidation
+
+log = logging.getLogger("maya_asr.train")
+
+# What --smoke takes from configs/train/smoke.yaml: the sizes, never the data or the schedule.
+SMOKE_KEYS = ("encoder", "model_defaults", "decoder", "joint", "preprocessor")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    nemo_path: Path | None  # the exported model (rank 0), None on other ranks
+    global_step: int
+    validation: dict | None  # last per-language scores {head: {lang: Score}}
+    rank_digests: list[str]  # SHA-256 of every rank's final weights (one entry without DDP)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of all parameters: equal digests = equal bits. Buffers are left out: DDP
+    broadcasts them from rank 0 before each forward, so BatchNorm statistics legitimately differ
+    between ranks after the last forward."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in model.named_parameters():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_ranks_in_sync(model, trainer: pl.Trainer) -> list[str]:
+    """Every rank's weights digest and step count; raises when ranks diverged (a DDP bug)."""
+    mine = (weights_digest(model), trainer.global_step)
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return [mine[0]]
+    gathered: list = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, mine)
+    if len(set(gathered)) != 1:
+        raise RuntimeError(f"DDP ranks diverged at the end of training: {gathered}")
+    return [digest for digest, _ in gathered]
+
+
+def apply_smoke(cfg: DictConfig, smoke_cfg: DictConfig) -> DictConfig:
+    """Shrink the model to the smoke sizes, on one device; everything else stays."""
+    with open_dict(cfg):
+        for key in SMOKE_KEYS:
+            cfg.model[key] = OmegaConf.merge(cfg.model.get(key, {}), smoke_cfg.model[key])
+        cfg.trainer.devices = 1
+        cfg.trainer.num_nodes = 1
+    log.warning(
+        "--smoke: model shrunk to the sizes of the smoke config (%s); one device",
+        ", ".join(SMOKE_KEYS),
+    )
+    return cfg
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    return Path(cfg.run.dir or Path("experiments") / cfg.get("name", "run"))
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` (any Trainer argument passes through), with what
+    our loop needs forced: our own rank-aware sampler, step-based validation, and a CPU
+    fallback (gloo, fp32) when there is no GPU."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.strategies import DDPStrategy
+
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    gpu = torch.cuda.is_available()
+    kwargs["accelerator"] = "gpu" if gpu else "cpu"
+    devices = kwargs.get("devices") or "auto"
+    if not gpu:
+        devices = 1 if devices in ("auto", -1) else devices
+        kwargs["precision"] = "32-true"  # bf16 autocast on CPU is slower, not faster
+        kwargs.pop("sync_batchnorm", None)  # SyncBatchNorm is CUDA-only
+        log.warning("no GPU: training on the CPU")
+    kwargs["devices"] = devices
+    ddp = (isinstance(devices, int) and devices > 1) or int(kwargs.get("num_nodes", 1)) > 1
+    kwargs["strategy"] = (
+        DDPStrategy(process_group_backend="nccl" if gpu else "gloo") if ddp else "auto"
+    )
+    accum = int(kwargs.get("accumulate_grad_batches", 1))
+    kwargs.update(
+        max_epochs=-1,
+        val_check_interval=int(cfg.run.val_every) * accum,  # counted in micro-batches
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # our sampler shards by rank itself
+        logger=TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        enable_model_summary=False,
+    )
+    kwargs.setdefault("gradient_clip_val", 1.0)
+    return pl.Trainer(**kwargs)
+
+
+def build_model(cfg: DictConfig, trainer: pl.Trainer):
+    from maya_asr.models import MayaHybridTDTCTCModel, load_pretrained_encoder
+
+    model = MayaHybridTDTCTCModel(cfg=cfg.model, trainer=trainer)
+    if cfg.run.get("pretrained_encoder"):
+        report = load_pretrained_encoder(model, cfg.run.pretrained_encoder)
+        log.info("pretrained encoder: %s", report)
+    return model
+
+
+def _preflight(cfg: DictConfig, model, trainer: pl.Trainer) -> None:
+    d = cfg.data
+    worst = worst_batches(
+        list(d.bucket_edges), d.max_batch_dur, d.max_batch_size, d.max_tokens_in_batch
+    )
+    device = trainer.strategy.root_device
+    model.to(device)
+    bf16 = str(trainer.precision).startswith("bf16")
+    run_preflight(
+        model,
+        worst,
+        max_batch_dur=float(d.max_batch_dur),
+        max_tokens_in_batch=int(d.max_tokens_in_batch),
+        vocab_size=model.tokenizer.vocab_size,
+        autocast_dtype=torch.bfloat16 if bf16 else None,
+        log=log.info,
+    )
+
+
+def train(
+    cfg: DictConfig, resume: str | None = None, extra_callbacks: list | None = None
+) -> TrainResult:
+    """Run (or resume) the job ``cfg`` describes; returns where things went."""
+    validate(cfg)
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = Path(cfg.run.get("checkpoint_dir") or run_dir / "checkpoints")
+    ckpt_path = find_resume_checkpoint(ckpt_dir, resume)
+    pl.seed_everything(int(cfg.run.seed), workers=True, verbose=False)
+
+    checkpoint = AtomicModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        filename="step{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=int(cfg.run.checkpoint_every),
+        save_top_k=-1,
+        save_last=True,
+    )
+    callbacks: list = [checkpoint, AudioThroughput(), *(extra_callbacks or [])]
+    trainer = build_trainer(cfg, run_dir, callbacks)
+    model = build_model(cfg, trainer)
+    languages = list(model.cfg.languages)
+    rank, world = trainer.global_rank, trainer.world_size
+    sampler = build_train_sampler(cfg, languages, model.tokenizer.vocab_size, rank, world)
+    train_loader = build_train_loader(cfg, sampler, languages)
+    trainer.callbacks.append(SamplerResume(sampler, int(cfg.run.seed)))
+    val = build_val_loader(cfg, languages, rank, world)
+    validation = None
+    if val is not None:
+        validation = LanguageValidation(val[1], val[2], out_dir=run_dir / "validation")
+        trainer.callbacks.append(validation)
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml")
+        log.info("run %s: %s", run_dir, sampler.describe() if hasattr(sampler, "describe") else "")
+    if cfg.run.preflight and ckpt_path is None:
+        _preflight(cfg, model, trainer)
+
+    trainer.fit(
+        model,
+        train_dataloaders=train_loader,
+        val_dataloaders=val[0] if val else None,
+        ckpt_path=ckpt_path,
+    )
+    digests = check_ranks_in_sync(model, trainer)
+    nemo_path = None
+    if trainer.is_global_zero:
+        nemo_path = run_dir / "model.nemo"
+        model.save_to(str(nemo_path))
+        log.info("weights identical on %d rank(s): %s", len(digests), digests[0][:16])
+    return TrainResult(
+        run_dir,
+        nemo_path,
+        trainer.global_step,
+        validation.last_scores if validation else None,
+        digests,
+    )
+
+
+def quiet_logs() -> None:
+    """NeMo and Lightning are chatty at INFO; keep our own INFO lines."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("nemo_logger", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,109 @@
+"""End-to-end training on the tiny corpus: exact resume, 2-rank gloo DDP, --smoke."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from maya_asr.training.options import FLAG_KEYS, build_config
+
+REPO = Path(__file__).parents[2]
+SMOKE = REPO / "configs" / "train" / "smoke.yaml"
+pytestmark = pytest.mark.slow
+
+
+def _cfg(art, run_dir, max_steps, **extra):
+    flags = {name: None for name in FLAG_KEYS}
+    flags.update(
+        train_parquet=str(art["index"]),
+        max_steps=max_steps,
+        grad_accum=1,
+        freeze_encoder_steps=1,
+        ctc_warmup_steps=2,
+        max_batch_dur=20.0,
+        max_batch_size=4,
+        num_workers=0,
+        checkpoint_every=2,
+        val_every=1000,
+        run_dir=str(run_dir),
+        no_preflight=True,
+        **extra,
+    )
+    return build_config(
+        OmegaConf.load(SMOKE), flags, [f"model.tokenizer.dir={art['tokenizer_dir']}"]
+    )
+
+
+class Recorder(pl.Callback):
+    """Loss and row content of every micro-batch the training step saw."""
+
+    def __init__(self):
+        self.steps: list[tuple[float, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        audio_sum = int(batch[1].sum())  # the batch's total samples identifies its rows
+        self.steps.append((float(outputs["loss"]), audio_sum))
+
+
+def test_resume_gives_the_batches_and_losses_of_the_uninterrupted_run(tiny_artifacts, tmp_path):
+    from maya_asr.training.run import train
+
+    straight = Recorder()
+    full = train(_cfg(tiny_artifacts, tmp_path / "a", 4), extra_callbacks=[straight])
+    assert full.global_step == 4 and full.nemo_path.exists()
+
+    first, second = Recorder(), Recorder()
+    train(_cfg(tiny_artifacts, tmp_path / "b", 2), extra_callbacks=[first])
+    resumed = train(_cfg(tiny_artifacts, tmp_path / "b", 4), extra_callbacks=[second])
+    assert resumed.global_step == 4
+    stitched = first.steps + second.steps
+    assert [rows for _, rows in stitched] == [rows for _, rows in straight.steps]
+    for (loss_a, _), (loss_b, _) in zip(stitched, straight.steps, strict=True):
+        assert loss_a == pytest.approx(loss_b, rel=1e-5, abs=1e-6)
+    assert resumed.rank_digests == full.rank_digests  # identical weights after 4 steps
+
+
+def _train_cli(*args, cwd=REPO):
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_prod.py"), *args],
+        capture_output=True, text=True, cwd=cwd, timeout=900,
+    )  # fmt: skip
+
+
+def test_two_rank_gloo_ddp_keeps_weights_identical(tiny_artifacts, tmp_path):
+    run = _train_cli(
+        "--config", str(SMOKE), "--train-parquet", str(tiny_artifacts["index"]),
+        "--devices", "2", "--max-steps", "3", "--grad-accum", "2", "--freeze-encoder-steps", "1",
+        "--ctc-warmup-steps", "2", "--max-batch-dur", "20", "--max-batch-size", "2",
+        "--num-workers", "0", "--no-preflight", "--run-dir", str(tmp_path / "ddp"),
+        f"model.tokenizer.dir={tiny_artifacts['tokenizer_dir']}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "weights identical on 2 rank(s)" in run.stderr
+    assert "trained 3 steps" in run.stdout
+
+
+def test_smoke_flag_trains_validates_and_exports(tiny_artifacts, tmp_path):
+    run = _train_cli(
+        "--config", str(SMOKE), "--train-parquet", str(tiny_artifacts["index"]),
+        "--val-manifest", str(tiny_artifacts["val_manifest"]), "--max-steps", "4", "--devices",
+        "1", "--log-every", "2", "--val-every", "2", "--smoke", "--grad-accum", "1",
+        "--num-workers", "1", "--max-batch-dur", "20", "--run-dir", str(tmp_path / "smoke"),
+        f"model.tokenizer.dir={tiny_artifacts['tokenizer_dir']}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--smoke: model shrunk" in run.stderr
+    assert "pre-flight ok" in run.stderr
+    run_dir = tmp_path / "smoke"
+    assert (run_dir / "model.nemo").exists() and (run_dir / "config.yaml").exists()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    table = json.loads((run_dir / "validation" / "val-step4.json").read_text())
+    assert set(table) == {"tdt", "ctc"} and "all" in table["tdt"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4

@@ -52,8 +52,7 @@ demo-corpus: setup  ## synthesise the 12-language demo corpus (skipped when alre
 	$(PY) scripts/make_demo_corpus.py --output-root $(DEMO_ROOT) \
 		--utts-per-lang $(DEMO_UTTS) --workers $(WORKERS)
 
-demo: demo-corpus demo-artifacts  ## the main job on the embedded demo corpus
-	@echo "demo: corpus ready under $(DEMO_ROOT)"
+demo: demo-eval  ## the main job: corpus -> artifacts -> CPU training -> before/after CER table
 
 # ---------------------------------------------------------------- data (prod-artifacts)
 # raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest
@@ -182,3 +181,34 @@ evaluate: setup  ## WER/CER per language, TDT vs CTC: make evaluate MODEL=m.nemo
 
 bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifacts/bench/
 	$(PY) scripts/bench_rtfx.py --shards $(DEMO_ROOT) $(if $(MODEL),--model $(MODEL),)
+
+# ---------------------------------------------------------------- training
+DEMO_RUN ?= experiments/demo
+DEMO_STEPS ?= 400
+DEMO_VAL = artifacts/demo/manifests/stage1_prod_val_v2.jsonl
+SMOKE_RUN ?= experiments/smoke
+SMOKE_STEPS ?= 100
+
+.PHONY: demo-train demo-eval smoke
+
+$(DEMO_RUN)/model.nemo: artifacts/demo/phase3/production_train_final.parquet configs/train/demo_cpu.yaml
+	$(PY) scripts/train_prod.py --config configs/train/demo_cpu.yaml --run-dir $(DEMO_RUN) \
+		--max-steps $(DEMO_STEPS)
+
+demo-train: demo-artifacts  ## train the demo model on the CPU (~10-15 min) -> $(DEMO_RUN)/model.nemo
+	@$(MAKE) --no-print-directory $(DEMO_RUN)/model.nemo
+
+demo-eval: demo-train  ## per-language WER/CER of both heads, before vs after training
+	$(PY) scripts/evaluate.py --model $(DEMO_RUN)/model.nemo --compare $(DEMO_RUN)/model_init.nemo \
+		--manifest $(DEMO_VAL) --out-dir $(DEMO_RUN)/eval
+
+smoke: demo-artifacts  ## ~100 steps of the smoke model, validation, .nemo, restore + transcribe (both heads)
+	rm -rf $(SMOKE_RUN)
+	$(PY) scripts/train_prod.py --config configs/train/smoke.yaml --run-dir $(SMOKE_RUN) \
+		--max-steps $(SMOKE_STEPS) --log-every 10 --val-every 50
+	head -n 4 $(DEMO_VAL) > $(SMOKE_RUN)/clips.jsonl
+	$(PY) scripts/transcribe.py --model $(SMOKE_RUN)/model.nemo --manifest $(SMOKE_RUN)/clips.jsonl \
+		--decoder tdt --output $(SMOKE_RUN)/transcripts_tdt.jsonl
+	$(PY) scripts/transcribe.py --model $(SMOKE_RUN)/model.nemo --manifest $(SMOKE_RUN)/clips.jsonl \
+		--decoder ctc --output $(SMOKE_RUN)/transcripts_ctc.jsonl
+	@echo "smoke: trained, validated, exported, restored and transcribed -> $(SMOKE_RUN)/"

@@ -36,9 +36,8 @@ def _cfg(art, run_dir, max_steps, **extra):
         no_preflight=True,
         **extra,
     )
-    return build_config(
-        OmegaConf.load(SMOKE), flags, [f"model.tokenizer.dir={art['tokenizer_dir']}"]
-    )
+    overrides = [f"model.tokenizer.dir={art['tokenizer_dir']}", "data.val_manifest=null"]
+    return build_config(OmegaConf.load(SMOKE), flags, overrides)
 
 
 class Recorder(pl.Callback):
@@ -83,7 +82,7 @@ def test_two_rank_gloo_ddp_keeps_weights_identical(tiny_artifacts, tmp_path):
         "--devices", "2", "--max-steps", "3", "--grad-accum", "2", "--freeze-encoder-steps", "1",
         "--ctc-warmup-steps", "2", "--max-batch-dur", "20", "--max-batch-size", "2",
         "--num-workers", "0", "--no-preflight", "--run-dir", str(tmp_path / "ddp"),
-        f"model.tokenizer.dir={tiny_artifacts['tokenizer_dir']}",
+        f"model.tokenizer.dir={tiny_artifacts['tokenizer_dir']}", "data.val_manifest=null",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "weights identical on 2 rank(s)" in run.stderr

@@ -19,6 +19,7 @@ with soxr to the model's rate.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -208,6 +209,13 @@ def check_inputs(inputs: Iterable[AudioInput]) -> None:
         )
 
 
+@functools.cache
+def _tar_reader():
+    from lf_asr.data.tar_offset_reader import TarOffsetReader
+
+    return TarOffsetReader()
+
+
 def read_audio(item: AudioInput, sample_rate: int) -> np.ndarray:
     """The utterance as mono float32 samples at ``sample_rate``: (num_samples,)."""
     import soundfile as sf
@@ -216,11 +224,15 @@ def read_audio(item: AudioInput, sample_rate: int) -> np.ndarray:
     if item.offset is None:
         source: str | io.BytesIO = item.path
     else:
-        fd = os.open(item.path, os.O_RDONLY)
+        # The training loader's reader: one pread, the tar header in front checked, typed errors.
+        from lf_asr.data.tar_offset_reader import TarReadError
+
         try:
-            data = os.pread(fd, item.nbytes, item.offset)
-        finally:
-            os.close(fd)
+            data = _tar_reader().read_bytes(
+                item.path, item.offset, item.nbytes, item.row.get("key", "")
+            )
+        except TarReadError as e:
+            raise InputError(f"{item.where}: {e}") from e
         source = io.BytesIO(data)
     try:
         with sf.SoundFile(source) as f:

@@ -52,6 +52,7 @@ class RunSection:
     smoke: bool = False  # shrink the model to the smoke size (one device, quick)
     preflight: bool = True  # run the worst-case batch of each bucket before step 1
     no_lang_embed: bool = False  # train without the language embedding
+    save_initial: bool = False  # also save the untrained model as model_init.nemo (baselines)
 
 
 @dataclass

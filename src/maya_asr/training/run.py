@@ -70,6 +70,9 @@ def apply_smoke(cfg: DictConfig, smoke_cfg: DictConfig) -> DictConfig:
             cfg.model[key] = OmegaConf.merge(cfg.model.get(key, {}), smoke_cfg.model[key])
         cfg.trainer.devices = 1
         cfg.trainer.num_nodes = 1
+        if cfg.run.get("pretrained_encoder"):
+            log.warning("--smoke: the pretrained encoder is not loaded (it has the full size)")
+            cfg.run.pretrained_encoder = None
     log.warning(
         "--smoke: model shrunk to the sizes of the smoke config (%s); one device",
         ", ".join(SMOKE_KEYS),
@@ -184,6 +187,8 @@ def train(
         log.info("run %s: %s", run_dir, sampler.describe() if hasattr(sampler, "describe") else "")
     if cfg.run.preflight and ckpt_path is None:
         _preflight(cfg, model, trainer)
+    if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:
+        model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
 
     trainer.fit(
         model,

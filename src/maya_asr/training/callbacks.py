@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -39,12 +40,22 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
 
 class AudioThroughput(pl.Callback):
-    """Logs audio hours per wall-clock second (summed over ranks) on the progress bar."""
+    """Shows audio hours per wall-clock second (summed over ranks) and the number of skipped bad
+    samples on the progress bar. Skips happen in DataLoader workers, which append one line per
+    bad sample to ``bad_sample_log``; counting its lines now and then is all it takes."""
 
-    def __init__(self, sample_rate: int = TARGET_SAMPLE_RATE):
+    def __init__(self, sample_rate: int = TARGET_SAMPLE_RATE, bad_sample_log: Path | None = None):
         self.sample_rate = sample_rate
+        self.bad_sample_log = bad_sample_log
         self._seconds = 0.0
         self._t0: float | None = None
+
+    def skipped(self) -> int:
+        """Bad samples skipped so far by this rank's workers."""
+        if self.bad_sample_log is None or not self.bad_sample_log.exists():
+            return 0
+        with self.bad_sample_log.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._t0 is None:
@@ -58,3 +69,5 @@ class AudioThroughput(pl.Callback):
             pl_module.log(
                 "audio_h_per_s", self._seconds / 3600 / elapsed, prog_bar=True, rank_zero_only=True
             )
+        if batch_idx % max(1, trainer.log_every_n_steps) == 0:
+            pl_module.log("skipped", float(self.skipped()), prog_bar=True, rank_zero_only=True)

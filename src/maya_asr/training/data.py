@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from lf_asr.data.batch_planning import JointCap
-from lf_asr.data.dataset import ProductionDataset, collate
+from lf_asr.data.dataset import DatasetConfig, ProductionDataset, collate
 from lf_asr.data.production_sampler import ProductionBatchSampler
 from lf_asr.data.schema import NO_LANGUAGE, TARGET_SAMPLE_RATE
 
@@ -62,9 +62,16 @@ def build_train_sampler(
 
 
 def build_train_loader(
-    cfg: DictConfig, sampler: ProductionBatchSampler, languages: Sequence[str]
+    cfg: DictConfig,
+    sampler: ProductionBatchSampler,
+    languages: Sequence[str],
+    bad_sample_log: Path | None = None,
 ) -> torch.utils.data.DataLoader:
-    dataset = ProductionDataset(cfg.data.train_parquet, languages, tokenizer_model_path(cfg))
+    """``bad_sample_log``: every skipped sample of every worker is appended there (JSON lines)."""
+    config = DatasetConfig(bad_sample_log=str(bad_sample_log) if bad_sample_log else None)
+    dataset = ProductionDataset(
+        cfg.data.train_parquet, languages, tokenizer_model_path(cfg), config
+    )
     workers = int(cfg.data.num_workers)
     return torch.utils.data.DataLoader(
         dataset,

@@ -169,13 +169,15 @@ def train(
         save_top_k=-1,
         save_last=True,
     )
-    callbacks: list = [checkpoint, AudioThroughput(), *(extra_callbacks or [])]
+    callbacks: list = [checkpoint, *(extra_callbacks or [])]
     trainer = build_trainer(cfg, run_dir, callbacks)
+    bad_log = run_dir / f"bad_samples.rank{trainer.global_rank}.jsonl"
+    trainer.callbacks.append(AudioThroughput(bad_sample_log=bad_log))
     model = build_model(cfg, trainer)
     languages = list(model.cfg.languages)
     rank, world = trainer.global_rank, trainer.world_size
     sampler = build_train_sampler(cfg, languages, model.tokenizer.vocab_size, rank, world)
-    train_loader = build_train_loader(cfg, sampler, languages)
+    train_loader = build_train_loader(cfg, sampler, languages, bad_log)
     trainer.callbacks.append(SamplerResume(sampler, int(cfg.run.seed)))
     val = build_val_loader(cfg, languages, rank, world)
     validation = None

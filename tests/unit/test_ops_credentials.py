@@ -20,7 +20,7 @@ from maya_asr.ops.credentials import (
     redact,
 )
 
-KEY_ID = "AKIAEXAMPLEKEYID12345"
+KEY_ID = "test-key-id-not-real-0001"
 SECRET = "s3cr3t/with+chars=and-length-40-xxxxxxxx"
 FULL = {
     "R2_ACCOUNT_ID": "acct123",

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from lf_asr.data.batch_planning import JointCap
+from lf_asr.data.batch_planning import CostModel, JointCap
 from lf_asr.data.dataset import DatasetConfig, ProductionDataset, collate
 from lf_asr.data.production_sampler import ProductionBatchSampler
 from lf_asr.data.schema import NO_LANGUAGE, TARGET_SAMPLE_RATE
@@ -57,6 +57,12 @@ def build_train_sampler(
         temperature=float(d.temperature),
         bucket_edges=tuple(d.bucket_edges),
         joint=joint_cap(cfg, vocab_size),
+        # Rank balancing costs the joint with this model's geometry, not the defaults'.
+        cost=CostModel(
+            subsampling_factor=int(cfg.model.encoder.subsampling_factor),
+            vocab_size=vocab_size,
+            num_durations=len(cfg.model.model_defaults.get("tdt_durations", [])),
+        ),
         accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
     )
 

@@ -186,7 +186,7 @@ def train(
         trainer.callbacks.append(validation)
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml")
-        log.info("run %s: %s", run_dir, sampler.describe() if hasattr(sampler, "describe") else "")
+        log.info("run %s: %s", run_dir, sampler.describe())
     if cfg.run.preflight and ckpt_path is None:
         _preflight(cfg, model, trainer)
     if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from maya_asr.models.tiny_tokenizer import train_tiny_tokenizer
+
 TDT_DURATIONS = (0, 1, 2, 3, 4)
 
 
@@ -30,30 +32,6 @@ SIZES = {
     "tiny": TinyModelSize(),  # unit tests: builds and decodes in well under a second
     "small": TinyModelSize(layers=8, d_model=176, heads=4, pred_hidden=320, vocab_size=1024),
 }
-
-
-def train_tokenizer(texts: list[str], out_dir: str | Path, vocab_size: int) -> Path:
-    """Train a SentencePiece BPE on ``texts`` into ``out_dir`` in NeMo's tokenizer layout
-    (``tokenizer.model`` + ``vocab.txt``); returns ``out_dir``."""
-    import sentencepiece as spm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = out_dir / "corpus.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(out_dir / "tokenizer"),
-        vocab_size=vocab_size,
-        model_type="bpe",
-        character_coverage=1.0,
-        hard_vocab_limit=False,  # a tiny corpus may not support vocab_size pieces
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(out_dir / "tokenizer.model"))
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    return out_dir
 
 
 def tiny_model_config(tokenizer_dir: str | Path, size: TinyModelSize) -> dict:
@@ -158,7 +136,7 @@ def build_tiny_model(
 
     size = SIZES[size] if isinstance(size, str) else size
     out_path = Path(out_path)
-    tokenizer_dir = train_tokenizer(
+    tokenizer_dir = train_tiny_tokenizer(
         texts, out_path.parent / f"{out_path.stem}_tokenizer", size.vocab_size
     )
     torch.manual_seed(seed)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train (or resume) Maya ASR stage 1: hybrid TDT+CTC on the production index.
+r"""Train (or resume) Maya ASR stage 1: hybrid TDT+CTC on the production index.
 
 Usage:
     python3 scripts/train_prod.py --config configs/train/stage1_prod_8xh200.yaml \

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-# flag name -> (config key, documented default). A default of None means "no default".
+# flag name -> (config key, documented default for a model./trainer. key the YAML lacks). The
+# defaults of data./run. keys are the fields of DataSection/RunSection below, defined once there.
 FLAG_KEYS: dict[str, tuple[str, object]] = {
     "train_parquet": ("data.train_parquet", None),
     "val_manifest": ("data.val_manifest", None),
@@ -21,21 +22,21 @@ FLAG_KEYS: dict[str, tuple[str, object]] = {
     "head_lr": ("model.optim.lr", 1e-3),
     "freeze_encoder_steps": ("model.encoder_freeze_steps", 5000),
     "ctc_warmup_steps": ("model.ctc_warmup_steps", 3000),
-    "max_batch_dur": ("data.max_batch_dur", 120.0),
-    "max_batch_size": ("data.max_batch_size", 16),
-    "max_tokens_in_batch": ("data.max_tokens_in_batch", 400),
-    "temperature": ("data.temperature", 0.3),
+    "max_batch_dur": ("data.max_batch_dur", None),
+    "max_batch_size": ("data.max_batch_size", None),
+    "max_tokens_in_batch": ("data.max_tokens_in_batch", None),
+    "temperature": ("data.temperature", None),
     "grad_accum": ("trainer.accumulate_grad_batches", 4),
     "max_steps": ("trainer.max_steps", 200_000),
     "devices": ("trainer.devices", None),
     "num_nodes": ("trainer.num_nodes", 1),
     "log_every": ("trainer.log_every_n_steps", 50),
-    "val_every": ("run.val_every", 5000),
-    "checkpoint_every": ("run.checkpoint_every", 5000),
+    "val_every": ("run.val_every", None),
+    "checkpoint_every": ("run.checkpoint_every", None),
     "run_dir": ("run.dir", None),
     "checkpoint_dir": ("run.checkpoint_dir", None),
-    "seed": ("run.seed", 0),
-    "num_workers": ("data.num_workers", 4),
+    "seed": ("run.seed", None),
+    "num_workers": ("data.num_workers", None),
 }
 
 
@@ -120,33 +121,53 @@ def build_config(
     return cfg
 
 
+def documented_default(name: str) -> object:
+    """The default a flag stands for: FLAG_KEYS's, else the data/run section field's."""
+    key, default = FLAG_KEYS[name]
+    section, _, field_name = key.partition(".")
+    sections = {"data": DataSection, "run": RunSection}
+    if default is None and section in sections:
+        default = getattr(sections[section](), field_name, None)
+    return default
+
+
+# flag name -> (argparse type, help); the default is appended from documented_default.
+_FLAG_HELP: dict[str, tuple[type | None, str]] = {
+    "train_parquet": (None, "production index (artifacts/phase3/production_train_final.parquet)"),
+    "val_manifest": (None, "validation JSONL (data/manifests/stage1_prod_val_v2.jsonl)"),
+    "pretrained_encoder": (None, "encoder state dict .pt or a .nemo to take the encoder from"),
+    "encoder_lr": (float, "encoder learning rate"),
+    "head_lr": (float, "decoder/joint/CTC/language-embedding learning rate"),
+    "freeze_encoder_steps": (int, "optimizer steps with a frozen encoder"),
+    "ctc_warmup_steps": (int, "optimizer steps of the CTC weight ramp"),
+    "max_batch_dur": (float, "padded audio seconds per micro-batch"),
+    "max_batch_size": (int, "samples per micro-batch"),
+    "max_tokens_in_batch": (int, "tokens per micro-batch"),
+    "temperature": (float, "language rebalancing, 0=uniform 1=natural"),
+    "grad_accum": (int, "gradient accumulation micro-batches"),
+    "max_steps": (int, "optimizer steps"),
+    "devices": (None, "devices per node: a count, 'auto' or a list (default: all)"),
+    "num_nodes": (int, "nodes"),
+    "log_every": (int, "optimizer steps between log lines"),
+    "val_every": (int, "optimizer steps between validations"),
+    "checkpoint_every": (int, "optimizer steps between checkpoints"),
+    "num_workers": (int, "DataLoader workers per rank"),
+    "seed": (int, "seed for sampler, init and dropout"),
+    "run_dir": (None, "run directory (default experiments/<config name>)"),
+    "checkpoint_dir": (None, "checkpoint folder the R2 watcher uploads (<run-dir>/checkpoints)"),
+}
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """The users' flags (defaults documented in help; None in argparse so the YAML can speak)."""
+    """The users' flags. argparse defaults stay None so the YAML can speak; the help shows the
+    documented default."""
+    parser.add_argument("--config", required=True, help="training YAML (configs/train/*.yaml)")
+    for name, (kind, text) in _FLAG_HELP.items():
+        default = documented_default(name)
+        shown = f"{text} (default {default})" if default is not None else text
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=shown)
     a = parser.add_argument
-    a("--config", required=True, help="training YAML (configs/train/*.yaml)")
-    a("--train-parquet", help="production index (artifacts/phase3/production_train_final.parquet)")
-    a("--val-manifest", help="validation JSONL (data/manifests/stage1_prod_val_v2.jsonl)")
-    a("--pretrained-encoder", help="encoder state dict .pt or a .nemo to take the encoder from")
-    a("--encoder-lr", type=float, help="encoder learning rate (default 2e-5)")
-    a("--head-lr", type=float, help="decoder/joint/CTC/language-embedding LR (default 1e-3)")
-    a("--freeze-encoder-steps", type=int, help="optimizer steps with a frozen encoder (5000)")
-    a("--ctc-warmup-steps", type=int, help="optimizer steps of the CTC weight ramp (3000)")
-    a("--max-batch-dur", type=float, help="padded audio seconds per micro-batch (120.0)")
-    a("--max-batch-size", type=int, help="samples per micro-batch (16)")
-    a("--max-tokens-in-batch", type=int, help="tokens per micro-batch (400)")
-    a("--temperature", type=float, help="language rebalancing, 0=uniform 1=natural (0.3)")
-    a("--grad-accum", type=int, help="gradient accumulation micro-batches (4)")
     a("--no-lang-embed", action="store_true", help="train without the language embedding")
-    a("--max-steps", type=int, help="optimizer steps (200000)")
-    a("--devices", help="devices per node: a count, 'auto' or a list (default: all)")
-    a("--num-nodes", type=int, help="nodes (1)")
-    a("--log-every", type=int, help="optimizer steps between log lines (50)")
-    a("--val-every", type=int, help="optimizer steps between validations (5000)")
-    a("--checkpoint-every", type=int, help="optimizer steps between checkpoints (5000)")
-    a("--num-workers", type=int, help="DataLoader workers per rank (4)")
-    a("--seed", type=int, help="seed for sampler, init and dropout (0)")
-    a("--run-dir", help="run directory (default experiments/<config name>)")
-    a("--checkpoint-dir", help="checkpoint folder the R2 watcher uploads (<run-dir>/checkpoints)")
     a("--resume", nargs="?", const="auto", help="resume: a .ckpt path, or the run's last.ckpt")
     a("--smoke", action="store_true", help="shrink the model to the smoke size, one device")
     a("--no-preflight", action="store_true", help="skip the worst-case batch check")

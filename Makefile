@@ -10,9 +10,9 @@ TORCH_SPEC ?= torch==2.13.0
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 SETUP_STAMP := $(VENV)/.maya-setup-stamp
 
-# Demo corpus: ~1 hour of espeak-ng speech in 12 languages, in the production raw shard format.
+# Demo corpus: ~5 hours of espeak-ng speech in 12 languages, in the production raw shard format.
 DEMO_ROOT ?= artifacts/demo/shards
-DEMO_UTTS ?= 70
+DEMO_UTTS ?= 400
 
 .PHONY: help setup system-deps test test-all lint format demo-corpus demo
 
@@ -184,7 +184,7 @@ bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifac
 
 # ---------------------------------------------------------------- training
 DEMO_RUN ?= experiments/demo
-DEMO_STEPS ?= 400
+DEMO_STEPS ?= 1800
 DEMO_VAL = artifacts/demo/manifests/stage1_prod_val_v2.jsonl
 SMOKE_RUN ?= experiments/smoke
 SMOKE_STEPS ?= 100
@@ -195,7 +195,7 @@ $(DEMO_RUN)/model.nemo: artifacts/demo/phase3/production_train_final.parquet con
 	$(PY) scripts/train_prod.py --config configs/train/demo_cpu.yaml --run-dir $(DEMO_RUN) \
 		--max-steps $(DEMO_STEPS)
 
-demo-train: demo-artifacts  ## train the demo model on the CPU (~10-15 min) -> $(DEMO_RUN)/model.nemo
+demo-train: demo-artifacts  ## train the demo model on the CPU (~17 min on 2 cores) -> $(DEMO_RUN)/model.nemo
 	@$(MAKE) --no-print-directory $(DEMO_RUN)/model.nemo
 
 demo-eval: demo-train  ## per-language WER/CER of both heads, before vs after training

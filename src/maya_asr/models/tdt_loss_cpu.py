@@ -4,7 +4,8 @@ Why hand-written: NeMo 3.0's ``tdt`` loss is numba-CUDA only and its ``tdt_pytor
 a Python loop over (batch, T, U) that also calls ``.cuda()``, ~11 s for a batch of 8 tiny
 utterances. This module computes the same quantity (Token-and-Duration Transducer, Xu et al.
 2023, eq. 7) with one Python iteration per frame, each vectorised over batch and label
-positions, and lets autograd derive the gradients.
+positions. Autograd differentiates the small lattice; the full-size softmax over the joint has a
+hand-written gradient (:class:`_ArcLogProbs`).
 
 The recursion over the lattice (t frames, u emitted labels) is
 

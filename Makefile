@@ -184,7 +184,7 @@ bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifac
 
 # ---------------------------------------------------------------- training
 DEMO_RUN ?= experiments/demo
-DEMO_STEPS ?= 1800
+DEMO_STEPS ?= 2000
 DEMO_VAL = artifacts/demo/manifests/stage1_prod_val_v2.jsonl
 SMOKE_RUN ?= experiments/smoke
 SMOKE_STEPS ?= 100
@@ -195,7 +195,7 @@ $(DEMO_RUN)/model.nemo: artifacts/demo/phase3/production_train_final.parquet con
 	$(PY) scripts/train_prod.py --config configs/train/demo_cpu.yaml --run-dir $(DEMO_RUN) \
 		--max-steps $(DEMO_STEPS)
 
-demo-train: demo-artifacts  ## train the demo model on the CPU (~17 min on 2 cores) -> $(DEMO_RUN)/model.nemo
+demo-train: demo-artifacts  ## train the demo model on the CPU (~19 min on 2 cores) -> $(DEMO_RUN)/model.nemo
 	@$(MAKE) --no-print-directory $(DEMO_RUN)/model.nemo
 
 demo-eval: demo-train  ## per-language WER/CER of both heads, before vs after training

@@ -169,10 +169,17 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
                 processed_signal=processed_signal,
                 processed_signal_length=processed_signal_length,
             )
-        lang_ids = self._lang_ids
+        return self.apply_language(encoded, self._lang_ids), encoded_len
+
+    def apply_language(self, encoded: torch.Tensor, lang_ids: torch.Tensor | None) -> torch.Tensor:
+        """Encoder output (B, D, T) conditioned on ``lang_ids`` (B,) (None: language-free).
+
+        The one place the language vector meets the encoder output: every path that runs the
+        encoder (training, transcribe, export, streaming) goes through here.
+        """
         if lang_ids is None:
             lang_ids = torch.full((encoded.shape[0],), -1, dtype=torch.long, device=encoded.device)
-        return self.lang_embedding(encoded, lang_ids), encoded_len
+        return self.lang_embedding(encoded, lang_ids)
 
     # ------------------------------------------------------------------ training
     def on_train_batch_start(self, batch, batch_idx, unused=0):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from maya_asr.data.audio_header import AudioHeaderError, probe_bytes
+from maya_asr.data.audio_header import AudioHeaderError, probe_audio, probe_bytes
 from maya_asr.data.synthetic import encode, tone
 
 
@@ -75,4 +77,50 @@ def test_flac_without_sample_count_is_refused_like_soundfile_refuses_it():
     data[21] &= 0xF0
     data[22:26] = b"\0\0\0\0"
     with pytest.raises(AudioHeaderError, match="length"):
+        probe_bytes(bytes(data))
+
+
+def _counting_reader(data: bytes):
+    """A ReadAt over ``data`` that records how many bytes were asked for."""
+    asked = [0]
+
+    def read_at(offset: int, n: int) -> bytes:
+        asked[0] += n
+        return data[offset : offset + n]
+
+    return read_at, asked
+
+
+@pytest.mark.parametrize("subtype", ["IMA_ADPCM", "MS_ADPCM", "GSM610", "ULAW", "ALAW", "FLOAT"])
+def test_compressed_and_companded_wav_durations_match_soundfile_decode(subtype):
+    # 3 s at 8 kHz: block_align-based counting made ADPCM/GSM clips ~0.003-0.009 s long
+    buf = io.BytesIO()
+    sf.write(buf, tone(3.0, 8000, seed=3), 8000, format="WAV", subtype=subtype)
+    data = buf.getvalue()
+    read_at, asked = _counting_reader(data)
+    info = probe_audio(read_at, len(data))
+    decoded, _ = sf.read(io.BytesIO(data))
+    assert (info.sample_rate, info.channels, info.format) == (8000, 1, "wav")
+    assert info.frames == len(decoded)
+    assert info.duration == pytest.approx(3.0, abs=0.05)
+    assert asked[0] < len(data) // 2  # header facts, not a read of every audio byte
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+@pytest.mark.parametrize("encoding", ["ima-adpcm", "ms-adpcm", "gsm-full-rate"])
+def test_sox_written_telephone_wavs_get_their_real_duration(tmp_path, encoding):
+    path = tmp_path / f"{encoding}.wav"
+    args = ["-r", "8000", "-c", "1", "-e", encoding, str(path), "synth", "3", "sine", "440"]
+    subprocess.run(["sox", "-n", *args], check=True)
+    data = path.read_bytes()
+    info = probe_bytes(data)
+    assert info.frames == len(sf.read(io.BytesIO(data))[0])
+    assert info.duration == pytest.approx(3.0, abs=0.05)
+
+
+def test_compressed_wav_soundfile_cannot_read_is_refused_with_its_format_tag():
+    data = bytearray(encode(tone(0.5, 16000), 16000, "wav"))
+    pos = data.index(b"fmt ")
+    data[pos + 8 : pos + 10] = struct.pack("<H", 0x7777)  # a tag no decoder knows
+    with pytest.raises(AudioHeaderError, match="0x7777"):
         probe_bytes(bytes(data))

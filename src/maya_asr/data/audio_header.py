@@ -7,6 +7,11 @@ everything we need in the first few hundred bytes, so the builder reads ~4 KB pe
 Anything these parsers do not recognise (ID3-tagged FLAC, FLAC without a sample count) falls
 back to soundfile on the member's full bytes, and what soundfile cannot read is refused: the
 loader decodes with soundfile too.
+
+Only uncompressed WAV (PCM, float, A-law, µ-law) has ``frames = data_size / block_align``. For a
+compressed format tag (IMA/MS-ADPCM, GSM 6.10, …) one block holds hundreds of samples, so the
+frame count comes from soundfile reading through a pread-backed file object: libsndfile seeks and
+reads only the chunks it needs, and it reports the count its own decode will produce.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ ReadAt = Callable[[int, int], bytes]
 
 MAX_SAMPLE_RATE = 768_000
 _WAV_SIZE_UNKNOWN = 0xFFFFFFFF  # streaming writers leave the data size unset
+# WAV format tags whose frames are data_size / block_align: PCM, IEEE float, A-law, µ-law.
+_UNCOMPRESSED_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007})
+_TAG_EXTENSIBLE = 0xFFFE  # the real tag is the first two bytes of the SubFormat GUID
 
 
 class AudioHeaderError(ValueError):
@@ -58,15 +66,17 @@ def parse_wav(read_at: ReadAt, size: int) -> AudioInfo:
     while pos + 8 <= size:
         chunk_id, chunk_size = struct.unpack("<4sI", read_at(pos, 8))
         if chunk_id == b"fmt ":
-            body = read_at(pos + 8, 16)
+            body = read_at(pos + 8, min(chunk_size, 40))
             if len(body) < 16:
                 raise AudioHeaderError("fmt chunk is cut short")
-            _tag, channels, rate, _byte_rate, block_align, _bits = struct.unpack("<HHIIHH", body)
-            fmt = (channels, rate, block_align)
+            tag, channels, rate, _rate, block_align, _bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == _TAG_EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack("<H", body[24:26])[0]
+            fmt = (tag, channels, rate, block_align)
         elif chunk_id == b"data":
             if fmt is None:
                 raise AudioHeaderError("data chunk before fmt chunk")
-            channels, rate, block_align = fmt
+            tag, channels, rate, block_align = fmt
             if block_align == 0:
                 raise AudioHeaderError("fmt chunk has block_align 0")
             available = size - (pos + 8)
@@ -76,6 +86,8 @@ def parse_wav(read_at: ReadAt, size: int) -> AudioInfo:
                 raise AudioHeaderError(
                     f"data chunk claims {chunk_size} bytes but only {available} follow: truncated"
                 )
+            if tag not in _UNCOMPRESSED_TAGS:
+                return _compressed_wav_info(read_at, size, tag)
             return _check(AudioInfo(rate, channels, chunk_size // block_align, "wav"))
         pos += 8 + chunk_size + (chunk_size & 1)
     raise AudioHeaderError("no data chunk")
@@ -99,11 +111,49 @@ def parse_flac(read_at: ReadAt, size: int) -> AudioInfo | None:
     return _check(AudioInfo(rate, channels, frames, "flac"))
 
 
-def _soundfile_info(data: bytes) -> AudioInfo:
+class _ReadAtFile(io.RawIOBase):
+    """A seekable read-only file over a :data:`ReadAt`, so soundfile reads only what it needs."""
+
+    def __init__(self, read_at: ReadAt, size: int):
+        self._read_at, self._size, self._pos = read_at, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        data = self._read_at(self._pos, n) if n else b""
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _compressed_wav_info(read_at: ReadAt, size: int, tag: int) -> AudioInfo:
+    try:
+        info = _soundfile_info(_ReadAtFile(read_at, size))
+    except AudioHeaderError as e:
+        raise AudioHeaderError(f"compressed WAV (format tag 0x{tag:04x}): {e}") from None
+    return AudioInfo(info.sample_rate, info.channels, info.frames, "wav")
+
+
+def _soundfile_info(source: bytes | io.RawIOBase) -> AudioInfo:
     import soundfile as sf
 
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with sf.SoundFile(source) as f:
             rate, channels, fmt = f.samplerate, f.channels, f.format.lower()
             frames = f.frames
     except (RuntimeError, sf.LibsndfileError, TypeError) as e:

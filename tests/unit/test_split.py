@@ -114,3 +114,61 @@ def test_unit_position_is_stable():
     assert unit_position("s", "hi", "spk:a") == unit_position("s", "hi", "spk:a")
     assert unit_position("s", "hi", "spk:a") != unit_position("s", "ta", "spk:a")
     assert 0.0 <= unit_position("maya-split-v1", "hi", "key:hi_000001") < 1.0
+
+
+def test_empty_val_of_a_single_speaker_language_reopens_when_speakers_arrive(tmp_path):
+    out = tmp_path / "split"
+    first = [dict(r, speaker="hi-only") for r in _records("hi", 200)]
+    report = split_manifest(_write(tmp_path / "m1.jsonl", first), out, CFG)
+    assert report["languages"]["hi"]["val"] == 0  # one speaker: no val rather than no train
+    assert json.loads((out / STATE_NAME).read_text())["thresholds"]["hi"] == 0.0
+
+    grown = first + _records("hi", 5000, start=200, speakers=300)
+    report = split_manifest(_write(tmp_path / "m2.jsonl", grown), out, CFG)
+    row = report["languages"]["hi"]
+    assert report["reopened_thresholds"] == ["hi"] and row["threshold_reopened"]
+    assert row["val"] >= CFG.min_val_utterances and row["shared_speakers"] == 0
+    sides = _sides(out)
+    moved = sum(sides[("hi", r["key"])] == "val" for r in first)
+    assert row["moved_train_to_val"] == moved
+    assert any("val was empty" in w for w in report["warnings"])
+    # once open, the threshold is kept: a third run moves nothing
+    split_manifest(_write(tmp_path / "m3.jsonl", grown + _records("hi", 100, 5200)), out, CFG)
+    assert {k: v for k, v in _sides(out).items() if k in sides} == sides
+
+
+def test_rows_without_speaker_are_split_by_shard_with_a_counting_warning(tmp_path):
+    recs = _records("ta", 600, speakers=0)
+    for i, r in enumerate(recs):
+        r["tar_path"] = f"/data/raw/ta/shard-{i % 30:06d}.tar"
+    report = split_manifest(_write(tmp_path / "m.jsonl", recs), tmp_path / "o", CFG)
+    sides = _sides(tmp_path / "o")
+    by_shard: dict[str, set] = {}
+    for r in recs:
+        by_shard.setdefault(r["tar_path"], set()).add(sides[("ta", r["key"])])
+    assert all(len(s) == 1 for s in by_shard.values())  # a shard is never split
+    assert {"train", "val"} <= set().union(*by_shard.values())
+    row = report["languages"]["ta"]
+    assert (row["unknown_speaker"], row["unknown_speaker_groups"]) == (600, 30)
+    assert any(w.startswith("ta: 600 utterances have no speaker") for w in report["warnings"])
+    # a moved shard root does not move rows: the shard is named by its file name
+    for r in recs:
+        r["tar_path"] = r["tar_path"].replace("/data/raw", "/mnt/elsewhere")
+    split_manifest(_write(tmp_path / "m2.jsonl", recs), tmp_path / "o2", CFG)
+    assert _sides(tmp_path / "o2") == sides
+
+
+def test_split_state_from_before_grouping_keeps_its_per_key_split(tmp_path):
+    recs = _records("ta", 300, speakers=0)
+    for r in recs:
+        r["tar_path"] = "/data/raw/ta/shard-000000.tar"  # one shard: grouped, it would be one unit
+    out = tmp_path / "o"
+    split_manifest(_write(tmp_path / "m.jsonl", recs), out, CFG)
+    state = json.loads((out / STATE_NAME).read_text())
+    assert state["unknown_speaker_unit"] == "session_or_shard"
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / STATE_NAME).write_text(json.dumps({"salt": CFG.salt, "thresholds": {"ta": 0.1}}))
+    report = split_manifest(tmp_path / "m.jsonl", legacy, CFG)
+    assert report["unknown_speaker_unit"] == "key"
+    assert 0 < report["languages"]["ta"]["val"] < 300  # still split one by one, nothing regrouped

@@ -67,6 +67,9 @@ DATA_CONFIG ?= configs/data/prod.yaml
 INDEX_PARQUET ?= $(ARTIFACTS_DIR)/phase3/production_train_final.parquet
 VAL_MANIFEST ?= $(MANIFEST_DIR)/stage1_prod_val_v2.jsonl
 DATA_REPORT_DIR ?= $(ARTIFACTS_DIR)/phase3/data_report
+# training YAML whose data.bucket_edges must reach manifest.max_duration_s (build_index refuses
+# an index the sampler would cut); empty: the max is only recorded in the parquet metadata
+INDEX_TRAIN_CONFIG ?=
 # The 12 languages' ten scripts need ~755 single-character pieces. 1536 is the smallest size (in
 # steps of 512) at which every demo utterance has fewer tokens than 80-ms encoder frames (CTC
 # load <= 0.9; at 1024 some exceed 1 and CTC cannot align them); small keeps the CPU model fast.
@@ -112,7 +115,8 @@ $(TOKENIZER_MODEL): $(TRAIN_SPLIT) $(VAL_SPLIT) $(DATA_CONFIG) $(DATA_FORCE) $(T
 $(INDEX_PARQUET) $(VAL_MANIFEST) &: $(TRAIN_SPLIT) $(VAL_SPLIT) $(TOKENIZER_MODEL) $(DATA_FORCE) | setup
 	$(PY) scripts/build_index.py --train $(TRAIN_SPLIT) --val $(VAL_SPLIT) \
 		--tokenizer-dir $(TOKENIZER_DIR) --output $(INDEX_PARQUET) --val-output $(VAL_MANIFEST) \
-		--config $(DATA_CONFIG) --threads $(WORKERS)
+		--config $(DATA_CONFIG) --threads $(WORKERS) \
+		$(if $(INDEX_TRAIN_CONFIG),--train-config $(INDEX_TRAIN_CONFIG))
 
 $(DATA_REPORT): $(INDEX_PARQUET) $(VAL_MANIFEST) $(DATA_FORCE) | setup
 	$(PY) scripts/data_report.py --index $(INDEX_PARQUET) --val-manifest $(VAL_MANIFEST) \

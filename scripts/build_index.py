@@ -10,6 +10,10 @@ Usage:
 The parquet has the columns of lf_asr.data.schema.PRODUCTION_INDEX_SCHEMA (num_tokens counted
 with the tokenizer) and is written in row groups, so any number of rows fits in memory. The val
 manifest keeps NeMo's fields (audio_filepath, duration, text) and the tar offsets our loader reads.
+
+The data config's manifest.max_duration_s is recorded in the parquet metadata
+(index_max_duration_s). With --train-config, the index is refused when clips that long would pass
+the training config's last bucket edge (data.bucket_edges), since the sampler would drop them.
 """
 
 from __future__ import annotations
@@ -33,18 +37,24 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=os.cpu_count() or 1, help="tokenizer threads"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--train-config", default=None,
+        help="training YAML whose data.bucket_edges must cover manifest.max_duration_s",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if (args.val is None) != (args.val_output is None):
         parser.error("--val and --val-output go together")
 
     from maya_asr.data.config import load_data_config
-    from maya_asr.data.index import build_index, write_val_manifest
+    from maya_asr.data.index import build_index, training_bucket_edges, write_val_manifest
 
     try:
         cfg = load_data_config(args.config)
+        edges = training_bucket_edges(args.train_config) if args.train_config else None
         info = build_index(
             args.train, args.tokenizer_dir, args.output, cfg.index, args.threads,
-            progress=not args.no_progress,
+            progress=not args.no_progress, max_duration_s=cfg.manifest.max_duration_s,
+            bucket_edges=edges,
         )  # fmt: skip
         print(f"index: {info['rows']} rows, {info['row_groups']} row group(s), "
               f"{info['tokens']} tokens -> {info['path']}")  # fmt: skip

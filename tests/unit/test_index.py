@@ -12,9 +12,9 @@ import pytest
 import sentencepiece as spm
 import soundfile as sf
 
-from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA, SAMPLER_COLUMNS
+from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA, SAMPLER_COLUMNS, index_max_duration
 from maya_asr.data.config import IndexConfig, load_data_config
-from maya_asr.data.index import build_index, write_val_manifest
+from maya_asr.data.index import build_index, training_bucket_edges, write_val_manifest
 from maya_asr.data.manifest import build_parts, discover_shards, merge_parts
 from maya_asr.data.split import split_manifest
 from maya_asr.data.tokenizer import build_tokenizer
@@ -85,6 +85,43 @@ def test_val_manifest_serves_nemo_and_our_loader(pipeline, tmp_path):
         assert {"audio_filepath", "duration", "text"} <= set(r)  # NeMo
         assert {"tar_path", "tar_offset_data", "tar_nbytes", "lang", "num_tokens"} <= set(r)
         assert r["audio_filepath"].startswith(r["tar_path"] + "#" + r["key"] + ".")
+
+
+def test_index_records_its_max_duration_and_the_last_edge_is_inclusive(pipeline, tmp_path):
+    out = tmp_path / "index.parquet"
+    info = build_index(
+        pipeline / "train.jsonl", pipeline / "tok", out, IndexConfig(), progress=False,
+        max_duration_s=20.0, bucket_edges=[0.0, 4.0, 20.0],
+    )  # fmt: skip
+    assert index_max_duration(out) == info["max_duration_s"] == 20.0
+
+
+def test_index_whose_clips_pass_the_last_bucket_edge_is_refused(pipeline, tmp_path):
+    out = tmp_path / "index.parquet"
+    train_yaml = _yaml(tmp_path / "train.yaml", "data:\n  bucket_edges: [0, 4, 20]\n")
+    edges = training_bucket_edges(train_yaml)
+    assert edges == [0.0, 4.0, 20.0]
+    with pytest.raises(ValueError, match=r"add a bucket up to 40 s in data\.bucket_edges"):
+        build_index(
+            pipeline / "train.jsonl", pipeline / "tok", out, IndexConfig(), progress=False,
+            max_duration_s=40.0, bucket_edges=edges,
+        )  # fmt: skip
+    # a row longer than the config admits (a manifest built with a looser config) is caught too
+    rows = _rows(pipeline / "train.jsonl")
+    rows[0]["duration"] = 25.0
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="longest row"):
+        build_index(
+            train, pipeline / "tok", out, IndexConfig(), progress=False,
+            max_duration_s=20.0, bucket_edges=edges,
+        )  # fmt: skip
+    assert list(tmp_path.glob("index.parquet*")) == []  # nothing half-written left behind
+
+
+def _yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def test_missing_tokenizer_is_a_clear_error(pipeline, tmp_path):

@@ -195,9 +195,23 @@ def test_broken_artifacts_fail(artifacts):
     artifacts.val_manifest.write_text('{"duration": 1}\nnot json\n')
     artifacts.pretrained_encoder.write_bytes(b"not a zip")
     rows = model_rows(artifacts)
-    assert "lacks columns num_tokens" in rows["train parquet"].detail
+    assert "column 'num_tokens' is missing" in rows["train parquet"].detail
     assert "val.jsonl:2 is not JSON" in rows["val manifest"].detail
     assert rows["pretrained encoder"].status == FAIL
+
+
+def test_index_column_types_are_checked_not_just_names(artifacts):
+    table = _index_table()
+    castable = table.set_column(
+        table.schema.get_field_index("language"), "language", table["language"].dictionary_encode()
+    )
+    pq.write_table(castable, artifacts.train_parquet)
+    assert model_rows(artifacts)["train parquet"].status == PASS  # dictionary -> string casts
+    i = table.schema.get_field_index("duration_s")
+    wrong = table.set_column(i, "duration_s", table["duration_s"].cast(pa.string()))
+    pq.write_table(wrong, artifacts.train_parquet)
+    row = model_rows(artifacts)["train parquet"]
+    assert row.status == FAIL and "column 'duration_s' is string, expected float" in row.detail
 
 
 def test_encoder_shapes_from_nemo_style_keys():

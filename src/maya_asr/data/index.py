@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA, check_index_schema
+from lf_asr.data.schema import (
+    INDEX_MAX_DURATION_KEY,
+    PRODUCTION_INDEX_SCHEMA,
+    check_buckets_cover,
+    check_index_schema,
+)
 from maya_asr.data.config import IndexConfig
 
 # manifest field -> index column
@@ -45,6 +50,19 @@ _JSON_BLOCK_BYTES = 16 << 20
 def _manifest_schema() -> pa.Schema:
     types = {f.name: f.type for f in PRODUCTION_INDEX_SCHEMA}
     return pa.schema([(src, types[dst]) for src, dst in _RENAMES.items()])
+
+
+def training_bucket_edges(train_config: str | Path) -> list[float]:
+    """``data.bucket_edges`` of a training YAML (the training default when it sets none)."""
+    from omegaconf import OmegaConf
+
+    from lf_asr.data.production_sampler import SamplerConfig
+
+    path = Path(train_config)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} does not exist")
+    edges = OmegaConf.select(OmegaConf.load(path), "data.bucket_edges")
+    return [float(e) for e in (edges if edges is not None else SamplerConfig().bucket_edges)]
 
 
 def load_sentencepiece(tokenizer_dir: str | Path):
@@ -98,19 +116,27 @@ def build_index(
     threads: int = 1,
     progress: bool = True,
     block_bytes: int = _JSON_BLOCK_BYTES,
+    max_duration_s: float | None = None,
+    bucket_edges: Sequence[float] | None = None,
 ) -> dict:
     """Stream ``train_manifest`` into the production parquet; return row and token totals.
 
+    ``max_duration_s`` (the manifest config's) is recorded in the parquet metadata as
+    ``index_max_duration_s`` (raised to the longest row if one is longer), so the loader can see
+    what the index may hold. With ``bucket_edges`` (the training config's ``data.bucket_edges``)
+    an index whose clips could pass the last edge is refused before (and after) the work.
     Memory: one JSON block (``block_bytes``) plus one row group (``cfg.row_group_rows`` rows).
     """
     from tqdm import tqdm
 
+    if max_duration_s is not None and bucket_edges is not None:
+        check_buckets_cover(max_duration_s, bucket_edges, "manifest.max_duration_s")
     sp = load_sentencepiece(tokenizer_dir)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".partial")
     blocks = iter_manifest_blocks(train_manifest, block_bytes)
-    tokens = 0
+    tokens, longest = 0, 0.0
     pending: list[pa.Table] = []
     pending_rows = 0
     bar = tqdm(unit="row", desc="index", disable=not progress)
@@ -125,6 +151,7 @@ def build_index(
         for block in blocks:
             table = _to_index_table(block, sp, threads)
             tokens += pc.sum(table.column("num_tokens")).as_py() or 0
+            longest = max(longest, pc.max(table.column("duration_s")).as_py() or 0.0)
             while table.num_rows:
                 take = min(table.num_rows, cfg.row_group_rows - pending_rows)
                 pending.append(table.slice(0, take))
@@ -134,7 +161,15 @@ def build_index(
                     flush(writer)
             bar.update(block.num_rows)
         flush(writer)
+        limit = max(longest, max_duration_s or 0.0)
+        writer.add_key_value_metadata({INDEX_MAX_DURATION_KEY: repr(limit)})
     bar.close()
+    if bucket_edges is not None:
+        try:
+            check_buckets_cover(limit, bucket_edges, f"{train_manifest} (longest row)")
+        except ValueError:
+            tmp.unlink()
+            raise
     os.replace(tmp, out_path)
     meta = pq.ParquetFile(out_path).metadata
     check_index_schema(pq.read_schema(out_path), str(out_path))
@@ -142,6 +177,7 @@ def build_index(
         "rows": meta.num_rows,
         "row_groups": meta.num_row_groups,
         "tokens": tokens,
+        "max_duration_s": limit,
         "path": str(out_path),
     }
 

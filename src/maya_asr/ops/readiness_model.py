@@ -13,8 +13,8 @@ Fields are read by their NeMo names with OmegaConf (no NeMo import):
 - caps: every batch cap found anywhere in the config (``max_batch_dur``, ``max_batch_size``,
   ``max_tokens_in_batch``, ``max_duration``, ``batch_size``...) positive, ``min_duration <
   max_duration``, ``bucket_edges`` increasing, ``max_duration`` <= 40 s (attention memory);
-- artifacts: the parquet index has every column of ``lf_asr.data.schema.INDEX_COLUMNS`` and rows
-  (metadata only), the val manifest is JSON lines with a duration, the pretrained encoder's
+- artifacts: the parquet index has every column of ``lf_asr.data.schema.INDEX_COLUMNS`` with a
+  type castable to the contract, and rows (metadata only), the val manifest is JSON lines with a duration, the pretrained encoder's
   tensor shapes (d_model, layer count) match the config (loaded with ``mmap=True``).
 """
 
@@ -297,17 +297,17 @@ def _check_parquet(path: Path) -> CheckResult:
         return CheckResult("artifacts", "train parquet", FAIL, f"{path} not found", fix)
     import pyarrow.parquet as pq
 
-    from lf_asr.data.schema import INDEX_COLUMNS
+    from lf_asr.data.schema import INDEX_COLUMNS, index_schema_problems
 
     try:
         meta = pq.read_metadata(path)
-        names = set(meta.schema.to_arrow_schema().names)
+        schema = meta.schema.to_arrow_schema()
     except Exception as exc:
         return CheckResult("artifacts", "train parquet", FAIL, f"{path}: unreadable ({exc})", fix)
-    missing = [c for c in INDEX_COLUMNS if c not in names]
-    if missing:
+    problems = index_schema_problems(schema)  # names and types (castable types pass)
+    if problems:
         return CheckResult(
-            "artifacts", "train parquet", FAIL, f"{path} lacks columns {', '.join(missing)}", fix
+            "artifacts", "train parquet", FAIL, f"{path}: {'; '.join(problems)}", fix
         )
     if meta.num_rows == 0:
         return CheckResult("artifacts", "train parquet", FAIL, f"{path} has no rows", fix)
@@ -315,7 +315,7 @@ def _check_parquet(path: Path) -> CheckResult:
         "artifacts",
         "train parquet",
         PASS,
-        f"{path}: {meta.num_rows:,} rows, all {len(INDEX_COLUMNS)} index columns",
+        f"{path}: {meta.num_rows:,} rows, all {len(INDEX_COLUMNS)} index columns, types castable",
     )
 
 

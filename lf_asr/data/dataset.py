@@ -6,37 +6,37 @@ padded with 0, token_lens (B,) int64, lang_ids (B,) int64 (position of the row's
 ``languages``, ``NO_LANGUAGE`` = -1 when it is not there). Language dropout is the model's job.
 
 Designed for ``DataLoader(dataset, batch_size=None, sampler=ProductionBatchSampler(...),
-num_workers=N, persistent_workers=True)``. Each worker process opens its own view of the index:
-the needed columns are converted once to an Arrow IPC file next to the parquet (or in
-``cache_dir``) and memory-mapped, so N workers share one copy in the page cache instead of
-holding N decoded copies of 50M transcripts. The dataset pickles as its paths and config only.
+num_workers=N, persistent_workers=True)``. Each worker process opens its own view of the index
+(``lf_asr.data.index_view``): the needed columns are streamed once into an Arrow IPC file next to
+the parquet (or in ``cache_dir``) and memory-mapped, so N workers share one copy in the page cache
+instead of holding N decoded copies of 50M transcripts, and a lookup costs O(batch), not O(rows).
+The dataset pickles as its paths and config only.
 
-Bad samples (missing or truncated shard, wrong offset, undecodable audio) are skipped, logged
-and counted per process; past ``bad_sample_allowance + max_bad_fraction x samples seen`` the
-dataset raises ``TooManyBadSamplesError``. A batch whose every sample is bad is replaced by the
-last good sample of this worker so that no DDP rank ever receives an empty batch.
+Bad samples (a row the view cannot look up, a missing or truncated shard, a wrong offset,
+undecodable audio, any other failure to produce one clip) are skipped, logged and counted per
+process — a worker never dies of one sample; past ``bad_sample_allowance + max_bad_fraction x
+samples seen`` the dataset raises ``TooManyBadSamplesError``. A batch whose every sample is bad
+is replaced by the last good sample of this worker so that no DDP rank ever receives an empty
+batch.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lf_asr.data.schema import NO_LANGUAGE, check_index_schema
+from lf_asr.data.index_view import IndexRow, IndexView, open_index_view
+from lf_asr.data.schema import NO_LANGUAGE
 from lf_asr.data.tar_offset_reader import ReaderConfig, TarOffsetReader, TarReadError
 
 log = logging.getLogger(__name__)
-
-DATASET_COLUMNS = ("tar_path", "tar_offset_data", "tar_nbytes", "transcript", "language", "key")
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -52,8 +52,14 @@ class DatasetConfig:
     bad_sample_log: str | None = None  # append one JSON line per bad sample here (all processes)
     cache_dir: str | None = None  # where the memory-mapped Arrow view goes (default: beside index)
     reader: ReaderConfig = field(default_factory=ReaderConfig)  # decoding and fd settings
+    # (old root, new root) pairs applied to shard paths, longest root first: the shards moved
+    # since the index was built (another machine, another mount). A mapping is accepted too.
+    tar_root_remap: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        remap = self.tar_root_remap
+        pairs = remap.items() if isinstance(remap, Mapping) else remap
+        object.__setattr__(self, "tar_root_remap", tuple((str(a), str(b)) for a, b in pairs))
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.bad_sample_allowance < 0:
@@ -74,38 +80,6 @@ def collate(
         if len(t):
             tokens[i, : len(t)] = torch.as_tensor(t, dtype=torch.int64)
     return audio, audio_lens, tokens, token_lens, torch.tensor(lang_ids, dtype=torch.int64)
-
-
-def arrow_view_path(index_path: Path, cache_dir: str | None) -> Path:
-    """Where the memory-mapped view of ``index_path`` lives; the name changes with the index."""
-    st = index_path.stat()
-    tag = hashlib.sha1(f"{index_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    folder = Path(cache_dir) if cache_dir else index_path.parent
-    return folder / f"{index_path.stem}.loader-{tag[:12]}.arrow"
-
-
-def open_index_view(index_path: Path, cache_dir: str | None = None):
-    """The dataset's columns of the index as a memory-mapped ``pyarrow.Table`` (zero-copy).
-
-    Built once per index version with an atomic rename, so concurrent ranks/workers that race
-    to build it all end up reading one complete file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    view = arrow_view_path(index_path, cache_dir)
-    if not view.exists():
-        view.parent.mkdir(parents=True, exist_ok=True)
-        # One builder per machine: the ranks of a node wait on a lock instead of all writing.
-        with open(view.with_name(view.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not view.exists():
-                check_index_schema(pq.read_schema(index_path), str(index_path))
-                table = pq.read_table(index_path, columns=list(DATASET_COLUMNS))
-                tmp = view.with_name(f"{view.name}.{os.getpid()}.partial")
-                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                    w.write_table(table, max_chunksize=1 << 16)
-                os.replace(tmp, view)
-    return pa.ipc.open_file(pa.memory_map(str(view), "r")).read_all()
 
 
 class ProductionDataset(torch.utils.data.Dataset):
@@ -136,7 +110,7 @@ class ProductionDataset(torch.utils.data.Dataset):
         self._view()  # build the Arrow view now, in the parent, not in N racing workers
 
     def _reset_process_state(self) -> None:
-        self._table = None
+        self._index: IndexView | None = None
         self._sp = None
         self._reader = TarOffsetReader(self.config.reader)
         self.samples_seen = 0  # in this process
@@ -156,10 +130,11 @@ class ProductionDataset(torch.utils.data.Dataset):
         self._lang_id = {name: i for i, name in enumerate(self.languages)}
         self._reset_process_state()
 
-    def _view(self):
-        if self._table is None:
-            self._table = open_index_view(self.index_path, self.config.cache_dir)
-        return self._table
+    def _view(self) -> IndexView:
+        if self._index is None:
+            cfg = self.config
+            self._index = open_index_view(self.index_path, cfg.cache_dir, cfg.tar_root_remap)
+        return self._index
 
     def _tokenizer(self):
         if self._sp is None:
@@ -169,36 +144,44 @@ class ProductionDataset(torch.utils.data.Dataset):
         return self._sp
 
     def __len__(self) -> int:
-        return self._view().num_rows
+        return len(self._view())
 
-    def rows(self, indices: Sequence[int]) -> dict[str, list]:
-        """The dataset columns of ``indices`` as Python lists."""
-        import pyarrow as pa
+    def rows(self, indices: Sequence[int]) -> list[IndexRow]:
+        """The index rows at ``indices``, in order (``IndexLookupError`` when one is invalid)."""
+        return self._view().rows(indices)
 
-        sub = self._view().take(pa.array(indices, pa.int64()))
-        return {name: sub.column(name).to_pylist() for name in DATASET_COLUMNS}
+    def _lookup(self, indices: Sequence[int]) -> list[IndexRow]:
+        """The rows that can be looked up; each one that cannot is a counted bad sample."""
+        try:
+            return self.rows(indices)
+        except Exception:  # one bad row (or a damaged view): find which, row by row
+            found = []
+            for i in indices:
+                try:
+                    found.extend(self.rows([i]))
+                except Exception as e:
+                    self.samples_seen += 1
+                    self._record_bad(int(i), e)
+            return found
 
     def __getitem__(self, indices: Sequence[int]) -> Batch:
         if isinstance(indices, (int, np.integer)):
             indices = [int(indices)]
-        meta = self.rows(indices)
-        token_ids = self._tokenizer().encode(meta["transcript"], out_type=int)
+        found = self._lookup(indices)
+        token_ids = self._tokenizer().encode([r.transcript for r in found], out_type=int)
         audios, tokens, langs = [], [], []
-        for i in range(len(indices)):
+        for row, ids in zip(found, token_ids, strict=True):
             self.samples_seen += 1
             try:
                 audio = self._reader.read(
-                    meta["tar_path"][i],
-                    meta["tar_offset_data"][i],
-                    meta["tar_nbytes"][i],
-                    meta["key"][i],
+                    row.tar_path, row.tar_offset_data, row.tar_nbytes, row.key
                 )
-            except TarReadError as e:
-                self._record_bad(int(indices[i]), e)
+            except Exception as e:  # TarReadError, or anything else one clip can raise
+                self._record_bad(row.row, e, row)
                 continue
             audios.append(audio)
-            tokens.append(token_ids[i])
-            langs.append(self._lang_id.get(meta["language"][i], NO_LANGUAGE))
+            tokens.append(ids)
+            langs.append(self._lang_id.get(row.language, NO_LANGUAGE))
         self._check_bad_rate()
         if not audios:
             if self._last_good is None:
@@ -212,7 +195,7 @@ class ProductionDataset(torch.utils.data.Dataset):
             self._last_good = (audios[-1], tokens[-1], langs[-1])
         return collate(audios, tokens, langs)
 
-    def _record_bad(self, row: int, err: TarReadError) -> None:
+    def _record_bad(self, row: int, err: Exception, meta: IndexRow | None = None) -> None:
         self.bad_samples += 1
         if self.bad_samples <= 10 or self.bad_samples % 100 == 0:
             log.warning(
@@ -223,14 +206,14 @@ class ProductionDataset(torch.utils.data.Dataset):
                 err,
             )
         if self.config.bad_sample_log:
-            record = {
-                "row": row,
-                "tar_path": err.tar_path,
-                "offset": err.offset,
-                "key": err.key,
-                "error": type(err).__name__,
-                "reason": err.reason,
-            }
+            if isinstance(err, TarReadError):
+                where = {"tar_path": err.tar_path, "offset": err.offset, "key": err.key}
+            elif meta is not None:
+                where = {"tar_path": meta.tar_path, "offset": meta.tar_offset_data, "key": meta.key}
+            else:
+                where = {"tar_path": None, "offset": None, "key": None}
+            reason = err.reason if isinstance(err, TarReadError) else str(err)
+            record = {"row": row, **where, "error": type(err).__name__, "reason": reason}
             # One short O_APPEND write per line: lines from several workers never interleave.
             with open(self.config.bad_sample_log, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -154,3 +154,52 @@ def test_a_rewritten_index_gets_a_fresh_view(tmp_path):
     again = ProductionDataset(index, LANGS, model)[[0]][1]
     assert first.tolist() != again.tolist()
     assert len(list(tmp_path.glob("index.loader-*.arrow"))) == 2
+
+
+def test_rows_are_index_rows_with_real_shard_paths(demo_index):
+    rows, index, model = demo_index
+    got = ProductionDataset(index, LANGS, model).rows([3, 0])
+    assert [(r.row, r.key, r.tar_path) for r in got] == [
+        (i, rows[i]["key"], rows[i]["tar_path"]) for i in (3, 0)
+    ]
+
+
+def test_moved_shards_are_found_through_the_root_remap(tmp_path):
+    synthetic_shard(tmp_path / "old" / "hi" / "shard-000000.tar", "hi", 4)
+    rows = index_rows([tmp_path / "old" / "hi" / "shard-000000.tar"])
+    model = train_spm([r["transcript"] for r in rows], tmp_path / "spm")
+    index = write_index(rows, tmp_path / "index.parquet")
+    (tmp_path / "old").rename(tmp_path / "new")
+    lost = ProductionDataset(index, LANGS, model, DatasetConfig(bad_sample_allowance=10))
+    with pytest.raises(TooManyBadSamplesError, match="no good sample"):
+        lost[[0, 1]]
+    assert lost.bad_samples == 2  # ShardMissingError, counted
+    remap = {str((tmp_path / "old").resolve()): str((tmp_path / "new").resolve())}
+    ds = ProductionDataset(index, LANGS, model, DatasetConfig(tar_root_remap=remap))
+    assert ds[[0, 1, 2, 3]][0].shape[0] == 4 and ds.bad_samples == 0
+    assert ds.rows([0])[0].tar_path.startswith(str((tmp_path / "new").resolve()))
+
+
+def test_any_failing_lookup_or_read_is_a_counted_bad_sample_not_a_dead_worker(
+    demo_index, tmp_path, monkeypatch
+):
+    rows, index, model = demo_index
+    log = tmp_path / "bad.jsonl"
+    ds = ProductionDataset(index, LANGS, model, DatasetConfig(bad_sample_log=str(log)))
+    batch = ds[[0, len(rows) + 5, 1]]  # a row the index does not have
+    assert batch[0].shape[0] == 2 and (ds.samples_seen, ds.bad_samples) == (3, 1)
+    real_read = ds._reader.read
+
+    def read(tar_path, offset, nbytes, key):
+        if key == rows[2]["key"]:
+            raise ValueError("resampler blew up")  # not a TarReadError
+        return real_read(tar_path, offset, nbytes, key)
+
+    monkeypatch.setattr(ds._reader, "read", read)
+    assert ds[[2, 3]][0].shape[0] == 1 and ds.bad_samples == 2
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["row"], r["error"]) for r in records] == [
+        (len(rows) + 5, "IndexLookupError"),
+        (2, "ValueError"),
+    ]
+    assert records[1]["key"] == rows[2]["key"] and records[1]["reason"] == "resampler blew up"

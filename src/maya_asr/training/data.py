@@ -74,7 +74,10 @@ def build_train_loader(
     bad_sample_log: Path | None = None,
 ) -> torch.utils.data.DataLoader:
     """``bad_sample_log``: every skipped sample of every worker is appended there (JSON lines)."""
-    config = DatasetConfig(bad_sample_log=str(bad_sample_log) if bad_sample_log else None)
+    config = DatasetConfig(
+        bad_sample_log=str(bad_sample_log) if bad_sample_log else None,
+        tar_root_remap=dict(cfg.data.get("tar_root_remap") or {}),
+    )
     dataset = ProductionDataset(
         cfg.data.train_parquet, languages, tokenizer_model_path(cfg), config
     )

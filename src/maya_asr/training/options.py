@@ -72,6 +72,8 @@ class DataSection:
     num_workers: int = 4  # DataLoader worker processes per rank
     val_batch_size: int = 16  # utterances per validation batch
     max_val_utterances: int | None = None  # cap on validation utterances (None: all)
+    # old shard root -> new root, for an index built where the shards lived elsewhere
+    tar_root_remap: dict[str, str] = field(default_factory=dict)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -1,0 +1,116 @@
+"""The loader's index view: exact rows from any chunk, O(batch) allocation, shard table, casts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from lf_asr.data.index_view import IndexLookupError, open_index_view, remap_root, view_paths
+from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA
+
+N_ROWS, ROW_GROUP, SHARDS = 3000, 7, 37
+
+
+def _index(path, n=N_ROWS, row_group=ROW_GROUP, dictionary_language=False):
+    rng = np.random.default_rng(0)
+    langs = np.array(["hi", "ta", "en", "as"])
+    table = pa.table(
+        {
+            "tar_path": [f"/data/raw/{i * SHARDS // n:04d}/shard.tar" for i in range(n)],
+            "tar_offset_data": np.arange(n, dtype=np.int64) * 1024 + 512,
+            "tar_nbytes": rng.integers(1000, 9000, n),
+            "transcript": [f"utterance {i} " + "x" * 2000 for i in range(n)],  # ~6 MB column
+            "duration_s": rng.uniform(0.5, 20, n).astype(np.float32),
+            "language": langs[rng.integers(0, 4, n)],
+            "speaker": [""] * n,
+            "key": [f"k{i:06d}" for i in range(n)],
+            "sample_rate": np.full(n, 16000, np.int32),
+            "num_tokens": rng.integers(1, 90, n).astype(np.int32),
+        },
+        schema=PRODUCTION_INDEX_SCHEMA,
+    )
+    if dictionary_language:  # what a pandas categorical, or a per-row-group dictionary, writes
+        i = table.schema.get_field_index("language")
+        table = table.set_column(i, "language", table["language"].dictionary_encode())
+    pq.write_table(table, path, row_group_size=row_group)
+    return table.to_pylist()
+
+
+def _expected(row: dict) -> tuple:
+    return (row["tar_path"], row["tar_offset_data"], row["tar_nbytes"], row["transcript"],
+            row["language"], row["key"])  # fmt: skip
+
+
+def _got(r) -> tuple:
+    return (r.tar_path, r.tar_offset_data, r.tar_nbytes, r.transcript, r.language, r.key)
+
+
+def test_rows_from_many_chunks_come_back_exact_and_in_order(tmp_path):
+    rows = _index(tmp_path / "index.parquet")
+    view = open_index_view(tmp_path / "index.parquet", batch_rows=64)
+    assert len(view) == N_ROWS and len(view._batches) == -(-N_ROWS // 64)  # many chunks
+    pick = [2999, 0, 64, 63, 1500, 1500, 7, 2048]  # chunk edges, repeats, any order
+    got = view.rows(pick)
+    assert [r.row for r in got] == pick
+    assert [_got(r) for r in got] == [_expected(rows[i]) for i in pick]
+    assert [_got(r) for r in view.rows(range(N_ROWS))] == [_expected(r) for r in rows]
+
+
+def test_a_lookup_allocates_only_the_rows_it_returns(tmp_path):
+    _index(tmp_path / "index.parquet")
+    view = open_index_view(tmp_path / "index.parquet", batch_rows=512)
+    rng = np.random.default_rng(1)
+    before = pa.total_allocated_bytes()
+    for _ in range(200):
+        view.rows(rng.integers(0, N_ROWS, 16))
+    assert pa.total_allocated_bytes() == before  # nothing kept after a lookup
+    # peak of any one lookup: its 16 rows (~2 KB transcripts), not a 6 MB column concatenated
+    assert 0 < view.memory_pool.max_memory() < 64 * 1024
+    assert view.memory_pool.bytes_allocated() == 0
+
+
+def test_tar_path_becomes_a_shard_id_into_a_shard_table(tmp_path):
+    _index(tmp_path / "index.parquet")
+    open_index_view(tmp_path / "index.parquet", batch_rows=256)
+    arrow, shards = view_paths(tmp_path / "index.parquet")
+    schema = ipc.open_file(pa.memory_map(str(arrow))).schema
+    assert "tar_path" not in schema.names and schema.field("shard_id").type == pa.int32()
+    assert len(json.loads(shards.read_text())) == SHARDS
+
+
+def test_dictionary_typed_language_is_cast_not_a_crash(tmp_path):
+    rows = _index(tmp_path / "index.parquet", dictionary_language=True)
+    view = open_index_view(tmp_path / "index.parquet", batch_rows=100)
+    assert [r.language for r in view.rows([0, 1, 2999])] == [
+        rows[i]["language"] for i in (0, 1, 2999)
+    ]
+
+
+def test_out_of_range_rows_raise_a_lookup_error_naming_the_row(tmp_path):
+    _index(tmp_path / "index.parquet", n=50)
+    view = open_index_view(tmp_path / "index.parquet")
+    with pytest.raises(IndexLookupError, match="row 50 is outside"):
+        view.rows([3, 50])
+    with pytest.raises(IndexLookupError, match="row -1"):
+        view.rows([-1])
+
+
+def test_wrong_column_type_is_refused_when_the_view_is_built(tmp_path):
+    table = pa.Table.from_pylist(_index(tmp_path / "ok.parquet", n=5), PRODUCTION_INDEX_SCHEMA)
+    i = table.schema.get_field_index("tar_offset_data")
+    table = table.set_column(i, "tar_offset_data", table["tar_offset_data"].cast(pa.float64()))
+    pq.write_table(table, tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="'tar_offset_data' is double, expected int64"):
+        open_index_view(tmp_path / "bad.parquet")
+
+
+def test_remap_root_replaces_the_longest_whole_root():
+    remap = [("/data/raw", "/mnt/a"), ("/data/raw/hi/", "/mnt/hi")]
+    assert remap_root("/data/raw/ta/shard-1.tar", remap) == "/mnt/a/ta/shard-1.tar"
+    assert remap_root("/data/raw/hi/shard-1.tar", remap) == "/mnt/hi/shard-1.tar"
+    assert remap_root("/data/raw2/ta/shard-1.tar", remap) == "/data/raw2/ta/shard-1.tar"

@@ -187,10 +187,11 @@ def train(
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml")
         log.info("run %s: %s", run_dir, sampler.describe())
-    if cfg.run.preflight and ckpt_path is None:
-        _preflight(cfg, model, trainer)
     if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:
+        # Before pre-flight: the baseline is the model as built, not as pre-flight left it.
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
+    if cfg.run.preflight and ckpt_path is None:
+        _preflight(cfg, model, trainer)  # leaves every parameter and buffer as it found them
 
     trainer.fit(
         model,

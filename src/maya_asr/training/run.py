@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maya_asr.models.lr_schedule import lr_table
 from maya_asr.training.callbacks import AtomicModelCheckpoint, AudioThroughput
 from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
 from maya_asr.training.options import validate
@@ -187,6 +188,8 @@ def train(
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml")
         log.info("run %s: %s", run_dir, sampler.describe())
+        if table := lr_table(cfg):
+            log.info("learning rates (GroupCosine) at key optimizer steps:\n%s", table)
     if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:
         # Before pre-flight: the baseline is the model as built, not as pre-flight left it.
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline

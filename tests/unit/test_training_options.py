@@ -85,3 +85,26 @@ def test_defaults_never_add_production_schedule_values():
     assert "optim_param_groups" not in cfg.model  # no encoder LR of 2e-5 appears
     with pytest.raises(ValueError, match=r"trainer\.max_steps is not set"):
         validate(cfg)
+
+
+def test_smoke_on_the_production_config_scales_the_schedule_and_trains_the_encoder():
+    from pathlib import Path
+
+    from maya_asr.training.run import apply_smoke
+
+    train = Path(__file__).parents[2] / "configs" / "train"
+    prod = OmegaConf.load(train / "stage1_prod_8xh200.yaml")
+    flags = _flags(train_parquet="x.parquet", max_steps=100)
+    cfg = apply_smoke(
+        build_config(prod, flags), OmegaConf.load(train / "smoke.yaml"),
+        prod_max_steps=prod.trainer.max_steps, max_steps=100,
+    )  # fmt: skip
+    m = cfg.model
+    # 100 / 200,000 of each phase, at least one step each: the smoke run freezes, re-warms,
+    # ramps CTC and decays like the 5-day run, in miniature.
+    assert (m.encoder_freeze_steps, m.ctc_warmup_steps) == (2, 2)
+    assert (m.optim.sched.warmup_steps, m.optim.sched.encoder_rewarmup_steps) == (1, 1)
+    assert m.optim_param_groups.encoder.lr == m.optim.lr == 1e-3  # random encoder: head LR
+    assert cfg.run.pretrained_encoder is None and cfg.trainer.devices == 1
+    assert m.encoder.n_layers == 2 and cfg.trainer.max_steps == 100
+    validate(cfg)  # the scaled schedule is consistent

@@ -178,6 +178,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--no-lang-embed", action="store_true", help="train without the language embedding")
     a("--resume", nargs="?", const="auto", help="resume: a .ckpt path, or the run's last.ckpt")
-    a("--smoke", action="store_true", help="shrink the model to the smoke size, one device")
+    a(
+        "--smoke",
+        action="store_true",
+        help="smoke model size, one device, schedule scaled to --max-steps, encoder at head LR",
+    )
     a("--no-preflight", action="store_true", help="skip the worst-case batch check")
     a("overrides", nargs="*", help="OmegaConf dotlist overrides, e.g. model.encoder.n_layers=4")

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.run.smoke:
         from pathlib import Path
 
-        cfg = apply_smoke(cfg, OmegaConf.load(Path(args.config).with_name("smoke.yaml")))
+        smoke = OmegaConf.load(Path(args.config).with_name("smoke.yaml"))
+        prod_steps = OmegaConf.load(args.config).get("trainer", {}).get("max_steps")
+        cfg = apply_smoke(cfg, smoke, prod_max_steps=prod_steps, max_steps=args.max_steps)
     result = train(cfg, resume=args.resume)
     if result.nemo_path:
         print(f"trained {result.global_step} steps; model: {result.nemo_path}")

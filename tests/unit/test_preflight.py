@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -95,3 +97,70 @@ def test_other_errors_are_not_mistaken_for_oom():
         )  # fmt: skip
     assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
     assert not is_oom(ValueError("out of memory"))
+
+
+def _smoke_model(tmp_path):
+    """The smoke model (FastConformer with BatchNorm conv modules), built as training builds it."""
+    from omegaconf import OmegaConf
+
+    from maya_asr.models.tiny_tokenizer import SAMPLE_TEXTS, train_tiny_tokenizer
+    from maya_asr.training.options import FLAG_KEYS, build_config
+    from maya_asr.training.run import build_model
+
+    repo = Path(__file__).parents[2]
+    tok = train_tiny_tokenizer(list(SAMPLE_TEXTS), tmp_path / "tok", vocab_size=40)
+    flags = {name: None for name in FLAG_KEYS} | {"train_parquet": "unused.parquet"}
+    cfg = build_config(
+        OmegaConf.load(repo / "configs" / "train" / "smoke.yaml"),
+        flags,
+        [f"model.tokenizer.dir={tok}", "model.encoder_freeze_steps=5"],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, trainer=None)
+    model.train()
+    model.set_encoder_frozen(True)  # as at step 0 of stage 1: BatchNorm in eval mode
+    return model
+
+
+def _state(model):
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    return {k: v.detach().clone() for k, v in tensors.items()}
+
+
+def _run_real_preflight(model):
+    worst = worst_batches([0, 1, 2], max_batch_dur=4, max_batch_size=2, max_tokens_in_batch=8)
+    run_preflight(
+        model, worst, max_batch_dur=4, max_tokens_in_batch=8,
+        vocab_size=model.tokenizer.vocab_size, log=lambda _: None,
+    )  # fmt: skip
+
+
+def test_real_preflight_leaves_every_parameter_and_buffer_bit_identical(tmp_path):
+    model = _smoke_model(tmp_path)
+    bn_count = sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.encoder.modules())
+    assert bn_count > 0  # the property under test needs BatchNorm
+    modes = {n: m.training for n, m in model.named_modules()}
+    before = _state(model)
+    _run_real_preflight(model)
+    after = _state(model)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    print(f"pre-flight: {len(changed)} of {len(before)} parameters/buffers differ")
+    assert changed == []
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert model.encoder_frozen
+
+
+def test_without_the_restore_preflight_would_move_batchnorm_statistics(tmp_path, monkeypatch):
+    """Control: the real step does move running statistics, so the test above can fail."""
+    import contextlib
+
+    from maya_asr.training import preflight
+
+    model = _smoke_model(tmp_path)
+    before = _state(model)
+    monkeypatch.setattr(preflight, "preserved_state", lambda m: contextlib.nullcontext())
+    _run_real_preflight(model)
+    after = _state(model)
+    moved = {k: float((after[k] - before[k]).abs().max()) for k in before if "running_var" in k}
+    print(f"without restore: largest running_var move {max(moved.values()):.3f}")
+    assert max(moved.values()) > 0

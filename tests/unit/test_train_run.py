@@ -16,10 +16,11 @@ from maya_asr.training.options import FLAG_KEYS, build_config
 
 REPO = Path(__file__).parents[2]
 SMOKE = REPO / "configs" / "train" / "smoke.yaml"
+PROD = REPO / "configs" / "train" / "stage1_prod_8xh200.yaml"
 pytestmark = pytest.mark.slow
 
 
-def _cfg(art, run_dir, max_steps, **extra):
+def _cfg(art, run_dir, max_steps, dotlist=(), **extra):
     flags = {name: None for name in FLAG_KEYS}
     flags.update(
         train_parquet=str(art["index"]),
@@ -37,6 +38,7 @@ def _cfg(art, run_dir, max_steps, **extra):
         **extra,
     )
     overrides = [f"model.tokenizer.dir={art['tokenizer_dir']}", "data.val_manifest=null"]
+    overrides += list(dotlist)
     return build_config(OmegaConf.load(SMOKE), flags, overrides)
 
 
@@ -51,17 +53,39 @@ class Recorder(pl.Callback):
         self.steps.append((float(outputs["loss"]), audio_sum))
 
 
-def test_resume_gives_the_batches_and_losses_of_the_uninterrupted_run(tiny_artifacts, tmp_path):
+def test_resume_gives_the_batches_and_losses_of_the_uninterrupted_run(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    import random
+
     from maya_asr.training.run import train
 
+    # omega 0.5: the TDT loss takes the plain RNN-T branch on about half its calls, a draw from
+    # Python's `random` the resume must repeat.
+    draws: list[float] = []
+    uniform = random.uniform
+
+    def spy(a, b):
+        draws.append(uniform(a, b))
+        return draws[-1]
+
+    monkeypatch.setattr(random, "uniform", spy)
+    omega = ["model.loss.tdt_kwargs.omega=0.5"]
     straight = Recorder()
-    full = train(_cfg(tiny_artifacts, tmp_path / "a", 4), extra_callbacks=[straight])
+    full = train(
+        _cfg(tiny_artifacts, tmp_path / "a", 4, seed=3, dotlist=omega), extra_callbacks=[straight]
+    )
     assert full.global_step == 4 and full.nemo_path.exists()
+    straight_draws, draws[:] = list(draws), []
+    assert any(d < 0.5 for d in straight_draws)  # the RNN-T branch ran
 
     first, second = Recorder(), Recorder()
-    train(_cfg(tiny_artifacts, tmp_path / "b", 2), extra_callbacks=[first])
-    resumed = train(_cfg(tiny_artifacts, tmp_path / "b", 4), extra_callbacks=[second])
+    train(_cfg(tiny_artifacts, tmp_path / "b", 2, seed=3, dotlist=omega), extra_callbacks=[first])
+    resumed = train(
+        _cfg(tiny_artifacts, tmp_path / "b", 4, seed=3, dotlist=omega), extra_callbacks=[second]
+    )
     assert resumed.global_step == 4
+    assert draws == straight_draws
     stitched = first.steps + second.steps
     assert [rows for _, rows in stitched] == [rows for _, rows in straight.steps]
     for (loss_a, _), (loss_b, _) in zip(stitched, straight.steps, strict=True):
@@ -89,9 +113,9 @@ def test_two_rank_gloo_ddp_keeps_weights_identical(tiny_artifacts, tmp_path):
     assert "trained 3 steps" in run.stdout
 
 
-def test_smoke_flag_trains_validates_and_exports(tiny_artifacts, tmp_path):
+def test_smoke_flag_on_the_production_config_trains_validates_and_exports(tiny_artifacts, tmp_path):
     run = _train_cli(
-        "--config", str(SMOKE), "--train-parquet", str(tiny_artifacts["index"]),
+        "--config", str(PROD), "--train-parquet", str(tiny_artifacts["index"]),
         "--val-manifest", str(tiny_artifacts["val_manifest"]), "--max-steps", "4", "--devices",
         "1", "--log-every", "2", "--val-every", "2", "--smoke", "--grad-accum", "1",
         "--num-workers", "1", "--max-batch-dur", "20", "--run-dir", str(tmp_path / "smoke"),
@@ -99,6 +123,9 @@ def test_smoke_flag_trains_validates_and_exports(tiny_artifacts, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "--smoke: model shrunk" in run.stderr
+    assert "model.encoder_freeze_steps 5000 -> 1" in run.stderr  # 4 / 200,000, at least 1
+    assert "encoder LR 2e-05 -> 0.001" in run.stderr
+    assert "learning rates (GroupCosine)" in run.stderr
     assert "pre-flight ok" in run.stderr
     run_dir = tmp_path / "smoke"
     assert (run_dir / "model.nemo").exists() and (run_dir / "config.yaml").exists()

@@ -28,8 +28,7 @@ def test_yaml_wins_over_documented_defaults_and_fills_gaps():
     assert cfg.model.optim.lr == 5e-4  # from the YAML, not the 1e-3 default
     assert cfg.data.max_batch_dur == 60.0
     assert cfg.trainer.max_steps == 10
-    assert cfg.model.encoder_freeze_steps == 5000  # absent from the YAML: the users' default
-    assert cfg.trainer.accumulate_grad_batches == 4
+    assert cfg.trainer.accumulate_grad_batches == 4  # absent from the YAML: the users' default
     assert cfg.data.temperature == 0.3
 
 
@@ -75,3 +74,37 @@ def test_parser_accepts_the_users_command_line():
     assert (args.max_steps, args.devices, args.smoke) == (100, "1", True)
     assert args.overrides == ["trainer.precision=32"]
     assert args.encoder_lr is None  # unset flags leave the YAML alone
+
+
+def test_defaults_never_add_production_schedule_values():
+    cfg = build_config(BASE, _flags(train_parquet="x.parquet"))
+    assert "encoder_freeze_steps" not in cfg.model and "ctc_warmup_steps" not in cfg.model
+    assert "sched" not in cfg.model.optim
+    bare = OmegaConf.create({"model": {"optim": {"lr": 1e-3}}, "trainer": {}})
+    cfg = build_config(bare, _flags(train_parquet="x.parquet"))
+    assert "optim_param_groups" not in cfg.model  # no encoder LR of 2e-5 appears
+    with pytest.raises(ValueError, match=r"trainer\.max_steps is not set"):
+        validate(cfg)
+
+
+def test_smoke_on_the_production_config_scales_the_schedule_and_trains_the_encoder():
+    from pathlib import Path
+
+    from maya_asr.training.run import apply_smoke
+
+    train = Path(__file__).parents[2] / "configs" / "train"
+    prod = OmegaConf.load(train / "stage1_prod_8xh200.yaml")
+    flags = _flags(train_parquet="x.parquet", max_steps=100)
+    cfg = apply_smoke(
+        build_config(prod, flags), OmegaConf.load(train / "smoke.yaml"),
+        prod_max_steps=prod.trainer.max_steps, max_steps=100,
+    )  # fmt: skip
+    m = cfg.model
+    # 100 / 200,000 of each phase, at least one step each: the smoke run freezes, re-warms,
+    # ramps CTC and decays like the 5-day run, in miniature.
+    assert (m.encoder_freeze_steps, m.ctc_warmup_steps) == (2, 2)
+    assert (m.optim.sched.warmup_steps, m.optim.sched.encoder_rewarmup_steps) == (1, 1)
+    assert m.optim_param_groups.encoder.lr == m.optim.lr == 1e-3  # random encoder: head LR
+    assert cfg.run.pretrained_encoder is None and cfg.trainer.devices == 1
+    assert m.encoder.n_layers == 2 and cfg.trainer.max_steps == 100
+    validate(cfg)  # the scaled schedule is consistent

@@ -29,11 +29,13 @@ from nemo.collections.asr.models import EncDecHybridRNNTCTCBPEModel
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maya_asr.languages import LANGUAGES, get_language
+from maya_asr.models import lr_schedule
 from maya_asr.models.language import LanguageEmbedding, language_ids, split_language_batch
 from maya_asr.models.schedules import ctc_weight_at, encoder_frozen_at
 from maya_asr.models.tdt_loss_cpu import TDTLossCPU, unsupported_options
 
 TDT_IMPLS = ("auto", "numba", "torch")
+lr_schedule.register_with_nemo()  # model.optim.sched.name: GroupCosine
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,28 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         )
         ignored = unsupported_options(kwargs.get("fastemit_lambda", 0.0), kwargs.get("clamp", -1.0))
         self.loss._loss = DeviceTDTLoss(numba_loss, cpu_loss, self.maya.tdt_loss_impl, ignored)
+
+    # ------------------------------------------------------------------ optimizer
+    def setup_optimizer_param_groups(self):
+        """NeMo's param groups (the rest first, then ``model.optim_param_groups`` in order), each
+        named under ``group_name`` so GroupCosine schedules the encoder by name."""
+        super().setup_optimizer_param_groups()
+        groups = self._optimizer_param_groups or []
+        named = list((self.cfg.get("optim_param_groups", None) or {}).keys())
+        rest = len(groups) - len(named)
+        for i, group in enumerate(groups):
+            group[lr_schedule.GROUP_KEY] = lr_schedule.HEADS if i < rest else named[i - rest]
+
+    def setup_optimization(self, optim_config=None, optim_kwargs=None):
+        """NeMo's; a GroupCosine schedule is told ``model.encoder_freeze_steps`` (one source)."""
+        optim_config = OmegaConf.create(
+            optim_config if optim_config is not None else self.cfg.optim
+        )
+        sched = optim_config.get("sched", None)
+        if sched is not None and sched.get("name", None) == lr_schedule.NAME:
+            with open_dict(sched):
+                sched.encoder_freeze_steps = self.maya.encoder_freeze_steps
+        return super().setup_optimization(optim_config, optim_kwargs)
 
     # ------------------------------------------------------------------ forward
     @contextlib.contextmanager

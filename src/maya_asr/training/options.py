@@ -14,20 +14,22 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 # flag name -> (config key, documented default for a model./trainer. key the YAML lacks). The
 # defaults of data./run. keys are the fields of DataSection/RunSection below, defined once there.
+# Schedule keys (LRs, freeze, CTC ramp, max_steps) have no default here: the production values
+# live in configs/train/stage1_prod_8xh200.yaml, and a config that omits them must not get them.
 FLAG_KEYS: dict[str, tuple[str, object]] = {
     "train_parquet": ("data.train_parquet", None),
     "val_manifest": ("data.val_manifest", None),
     "pretrained_encoder": ("run.pretrained_encoder", None),
-    "encoder_lr": ("model.optim_param_groups.encoder.lr", 2e-5),
-    "head_lr": ("model.optim.lr", 1e-3),
-    "freeze_encoder_steps": ("model.encoder_freeze_steps", 5000),
-    "ctc_warmup_steps": ("model.ctc_warmup_steps", 3000),
+    "encoder_lr": ("model.optim_param_groups.encoder.lr", None),
+    "head_lr": ("model.optim.lr", None),
+    "freeze_encoder_steps": ("model.encoder_freeze_steps", None),
+    "ctc_warmup_steps": ("model.ctc_warmup_steps", None),
     "max_batch_dur": ("data.max_batch_dur", None),
     "max_batch_size": ("data.max_batch_size", None),
     "max_tokens_in_batch": ("data.max_tokens_in_batch", None),
     "temperature": ("data.temperature", None),
     "grad_accum": ("trainer.accumulate_grad_batches", 4),
-    "max_steps": ("trainer.max_steps", 200_000),
+    "max_steps": ("trainer.max_steps", None),
     "devices": ("trainer.devices", None),
     "num_nodes": ("trainer.num_nodes", 1),
     "log_every": ("trainer.log_every_n_steps", 50),
@@ -78,7 +80,13 @@ class DataSection:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ValueError`` with the fix for every inconsistent combination we can see early."""
+    from maya_asr.models.lr_schedule import validate_schedule
+
     data, run, trainer = cfg.data, cfg.run, cfg.trainer
+    if OmegaConf.select(cfg, "trainer.max_steps") is None:
+        raise ValueError("trainer.max_steps is not set: set it in the YAML or pass --max-steps")
+    if OmegaConf.select(cfg, "model.optim.lr") is None:
+        raise ValueError("model.optim.lr (the head LR) is not set: set it or pass --head-lr")
     if not data.train_parquet:
         raise ValueError("no training index: pass --train-parquet (see `make prod-artifacts`)")
     for name in ("max_batch_dur", "max_batch_size", "max_tokens_in_batch"):
@@ -93,6 +101,7 @@ def validate(cfg: DictConfig) -> None:
     edges = list(data.bucket_edges)
     if sorted(edges) != edges or len(set(edges)) != len(edges):
         raise ValueError(f"data.bucket_edges must increase strictly, got {edges}")
+    validate_schedule(cfg)
 
 
 def build_config(
@@ -171,6 +180,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--no-lang-embed", action="store_true", help="train without the language embedding")
     a("--resume", nargs="?", const="auto", help="resume: a .ckpt path, or the run's last.ckpt")
-    a("--smoke", action="store_true", help="shrink the model to the smoke size, one device")
+    a(
+        "--smoke",
+        action="store_true",
+        help="smoke model size, one device, schedule scaled to --max-steps, encoder at head LR",
+    )
     a("--no-preflight", action="store_true", help="skip the worst-case batch check")
     a("overrides", nargs="*", help="OmegaConf dotlist overrides, e.g. model.encoder.n_layers=4")

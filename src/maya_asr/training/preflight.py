@@ -6,6 +6,11 @@ the caps allow — as many clips of the bucket's upper edge as ``max_batch_dur``
 sample cap admit, each with as many tokens as ``max_tokens_in_batch`` leaves — and run forward and
 backward through the encoder (unfrozen), the TDT joint + loss and the CTC head. On out-of-memory
 we search the largest batch that fits and say which cap to lower, and to what.
+
+Pre-flight must leave the model exactly as it found it: a train-mode forward moves every
+BatchNorm's running statistics (momentum 0.1, so five noise batches would make ~41% of the
+pretrained encoder's statistics noise). :func:`preserved_state` snapshots every parameter and
+buffer and every module's train/eval mode, and restores them bit for bit afterwards.
 """
 
 from __future__ import annotations
@@ -128,6 +133,29 @@ def model_step(model, batch, autocast_dtype: torch.dtype | None = None) -> None:
             torch.cuda.empty_cache()
 
 
+def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer, non-persistent buffers included (state_dict skips those)."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
+@contextlib.contextmanager
+def preserved_state(model: torch.nn.Module):
+    """Within the block the model may change; afterwards every parameter and buffer holds its
+    old bits again and every module its old train/eval mode. The copy lives on the CPU (the
+    1.1B model's 4.5 GB fit there, not beside the worst batch on the GPU)."""
+    tensors = _state_tensors(model)
+    snapshot = {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
+    modes = {name: m.training for name, m in model.named_modules()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for key, value in tensors.items():
+                value.copy_(snapshot[key])
+        for name, module in model.named_modules():
+            module.training = modes[name]
+
+
 def _largest_fitting(step: Callable[[int], None], upper: int) -> int:
     """Largest batch size in [0, upper) for which ``step`` does not run out of memory."""
     lo, hi = 0, upper  # lo fits (0 trivially), hi does not
@@ -170,10 +198,16 @@ def run_preflight(
     step_fn: Callable | None = None,
     log: Callable[[str], None] = print,
 ) -> None:
-    """Run every worst batch; raise :class:`PreflightError` with advice on the first OOM."""
+    """Run every worst batch; raise :class:`PreflightError` with advice on the first OOM.
+
+    The model's parameters, buffers and train/eval modes are restored afterwards, OOM or not."""
     device = next(model.parameters()).device
     step_fn = step_fn or (lambda batch: model_step(model, batch, autocast_dtype))
+    with preserved_state(model):
+        _run_all(worst, step_fn, device, vocab_size, max_batch_dur, max_tokens_in_batch, log)
 
+
+def _run_all(worst, step_fn, device, vocab_size, max_batch_dur, max_tokens_in_batch, log) -> None:
     for wb in worst:
 
         def step(size: int, wb: WorstBatch = wb) -> None:

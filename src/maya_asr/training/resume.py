@@ -1,8 +1,10 @@
 """What a checkpoint needs beyond Lightning's own state for an exact resume: the sampler's
-position, and per-micro-batch seeding so dropout and language dropout repeat after a restart."""
+position, and per-micro-batch seeding so dropout, language dropout and the TDT omega draw repeat
+after a restart."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -22,7 +24,8 @@ class SamplerResume(pl.Callback):
     The position saved is the number of micro-batches the training step has *processed* in the
     current epoch, not the number the DataLoader workers have prefetched, so the batches after a
     resume are exactly those the uninterrupted run would have seen next. Before every
-    micro-batch, torch is seeded from (seed, rank, micro-batch number) for the same reason.
+    micro-batch, torch and Python's ``random`` are seeded from (seed, rank, micro-batch number)
+    for the same reason.
     """
 
     def __init__(self, sampler, seed: int):
@@ -35,9 +38,11 @@ class SamplerResume(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         done = trainer.fit_loop.epoch_loop.batch_progress.total.ready - 1  # this batch's number
-        torch.manual_seed(
-            micro_batch_seed(self.seed, trainer.global_rank, done, trainer.world_size)
-        )
+        seed = micro_batch_seed(self.seed, trainer.global_rank, done, trainer.world_size)
+        torch.manual_seed(seed)
+        # The TDT loss's omega draw (NeMo's numba kernel, gpu_rnnt.py, and our CPU loss alike)
+        # is `random.uniform(0, 1)` from Python's global generator: seed it too.
+        random.seed(seed)
 
     def state_dict(self) -> dict:
         consumed = 0

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from maya_asr.models.lr_schedule import lr_table
 from maya_asr.training.callbacks import AtomicModelCheckpoint, AudioThroughput
 from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
 from maya_asr.training.options import validate
@@ -63,20 +64,57 @@ def check_ranks_in_sync(model, trainer: pl.Trainer) -> list[str]:
     return [digest for digest, _ in gathered]
 
 
-def apply_smoke(cfg: DictConfig, smoke_cfg: DictConfig) -> DictConfig:
-    """Shrink the model to the smoke sizes, on one device; everything else stays."""
+# Schedule lengths --smoke scales by max_steps / the config's max_steps (config keys).
+SMOKE_SCALED = (
+    "model.encoder_freeze_steps",
+    "model.ctc_warmup_steps",
+    "model.optim.sched.warmup_steps",
+    "model.optim.sched.encoder_rewarmup_steps",
+)
+
+
+def apply_smoke(
+    cfg: DictConfig,
+    smoke_cfg: DictConfig,
+    prod_max_steps: int | None = None,
+    max_steps: int | None = None,
+) -> DictConfig:
+    """Shrink the model to the smoke sizes, on one device, and the schedule to the smoke length.
+
+    ``prod_max_steps`` is the config's own ``trainer.max_steps``; ``max_steps`` the --max-steps
+    given (None: the smoke config's). Freeze, warm-up, re-warm-up and CTC ramp are scaled by
+    max_steps / prod_max_steps (a phase that exists keeps at least one step), and the encoder LR
+    is raised to the head LR: without the pretrained encoder it is a random one, which a 2e-5 LR
+    would never train. Every change is logged."""
+    done = []
     with open_dict(cfg):
         for key in SMOKE_KEYS:
             cfg.model[key] = OmegaConf.merge(cfg.model.get(key, {}), smoke_cfg.model[key])
         cfg.trainer.devices = 1
         cfg.trainer.num_nodes = 1
         if cfg.run.get("pretrained_encoder"):
-            log.warning("--smoke: the pretrained encoder is not loaded (it has the full size)")
+            done.append(f"pretrained encoder {cfg.run.pretrained_encoder} not loaded (full size)")
             cfg.run.pretrained_encoder = None
+        steps = int(max_steps or smoke_cfg.trainer.max_steps)
+        prod = int(prod_max_steps or steps)
+        cfg.trainer.max_steps = steps
+        factor = steps / prod
+        for key in SMOKE_SCALED:
+            old = OmegaConf.select(cfg, key)
+            if old:
+                new = max(1, round(int(old) * factor))
+                OmegaConf.update(cfg, key, new)
+                done.append(f"{key} {old} -> {new}")
+        head_lr = OmegaConf.select(cfg, "model.optim.lr")
+        enc_lr = OmegaConf.select(cfg, "model.optim_param_groups.encoder.lr")
+        if head_lr is not None and enc_lr is not None and enc_lr < head_lr:
+            cfg.model.optim_param_groups.encoder.lr = head_lr
+            done.append(f"encoder LR {enc_lr:g} -> {head_lr:g} (the head LR: random encoder)")
     log.warning(
-        "--smoke: model shrunk to the sizes of the smoke config (%s); one device",
-        ", ".join(SMOKE_KEYS),
-    )
+        "--smoke: model shrunk to the sizes of the smoke config (%s); one device; %d steps, "
+        "schedule scaled by %d/%d: %s",
+        ", ".join(SMOKE_KEYS), steps, steps, prod, "; ".join(done) or "nothing else changed",
+    )  # fmt: skip
     return cfg
 
 
@@ -187,10 +225,13 @@ def train(
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml")
         log.info("run %s: %s", run_dir, sampler.describe())
-    if cfg.run.preflight and ckpt_path is None:
-        _preflight(cfg, model, trainer)
+        if table := lr_table(cfg):
+            log.info("learning rates (GroupCosine) at key optimizer steps:\n%s", table)
     if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:
+        # Before pre-flight: the baseline is the model as built, not as pre-flight left it.
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
+    if cfg.run.preflight and ckpt_path is None:
+        _preflight(cfg, model, trainer)  # leaves every parameter and buffer as it found them
 
     trainer.fit(
         model,

@@ -95,3 +95,14 @@ def test_other_errors_are_not_mistaken_for_oom():
         )  # fmt: skip
     assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
     assert not is_oom(ValueError("out of memory"))
+
+
+def test_worst_batches_respect_the_joint_cap_the_sampler_enforces():
+    from lf_asr.data.batch_planning import JointCap
+
+    joint = JointCap(2 * 10**8, 8, 1024, 5, fused_batch_size=2)
+    worst = worst_batches([0, 4, 40], 120, 64, 400, bucket_batch_sizes=[30, 3], joint=joint)
+    for w in worst:
+        assert joint.elements(w.batch_size, w.seconds, w.tokens) <= joint.max_elements
+    free = worst_batches([0, 4, 40], 120, 64, 400, bucket_batch_sizes=[30, 3])
+    assert worst[1].batch_size * worst[1].tokens < free[1].batch_size * free[1].tokens

@@ -131,10 +131,15 @@ def build_model(cfg: DictConfig, trainer: pl.Trainer):
     return model
 
 
-def _preflight(cfg: DictConfig, model, trainer: pl.Trainer) -> None:
+def _preflight(cfg: DictConfig, model, trainer: pl.Trainer, sampler) -> None:
     d = cfg.data
     worst = worst_batches(
-        list(d.bucket_edges), d.max_batch_dur, d.max_batch_size, d.max_tokens_in_batch
+        list(d.bucket_edges),
+        d.max_batch_dur,
+        d.max_batch_size,
+        d.max_tokens_in_batch,
+        bucket_batch_sizes=sampler.budget.caps.tolist(),  # resolved when "auto"
+        joint=sampler.config.joint,
     )
     device = trainer.strategy.root_device
     model.to(device)
@@ -188,7 +193,7 @@ def train(
         OmegaConf.save(cfg, run_dir / "config.yaml")
         log.info("run %s: %s", run_dir, sampler.describe())
     if cfg.run.preflight and ckpt_path is None:
-        _preflight(cfg, model, trainer)
+        _preflight(cfg, model, trainer, sampler)
     if cfg.run.get("save_initial") and ckpt_path is None and trainer.is_global_zero:
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
 

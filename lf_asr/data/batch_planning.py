@@ -4,10 +4,11 @@ Every function here takes numpy arrays (one entry per index row) and a seeded ``
 returns numpy arrays; nothing loops over rows in Python, so an epoch of 50M rows plans in tens of
 seconds (``scripts/bench_sampler.py``). The stages, in order:
 
-1. ``assign_buckets``       duration -> bucket id, -1 outside the edges (dropped and counted);
-2. ``language_probs`` and ``epoch_language_hours``: the temperature target per language and the
-   hours each language contributes to the epoch;
-3. ``select_epoch_rows``    a random subset of each language's rows filling its hours;
+1. ``assign_buckets``       duration -> bucket id, -1 outside the edges (counted);
+   ``fits_alone``           rows that meet every cap on their own (the others are counted);
+2. ``language_probs``       the temperature target per language (``language_streams`` then
+   draws each language's rows for the epoch);
+3. ``auto_bucket_caps``     per-bucket sample caps derived from the other caps;
 4. ``pack_batches``         rows -> micro-batches under the caps, from duration-sorted pools;
 5. ``batch_costs``          a compute-cost estimate per micro-batch;
 6. ``assign_steps``         micro-batches -> (optimizer step, rank, accumulation slot), balanced.
@@ -30,14 +31,23 @@ class JointCap:
     That tensor, not the encoder, is what runs a transducer out of memory: at 16 s, 100 tokens
     and a 32K vocabulary it holds 200 x 101 x 32774 = 662M elements per utterance. Pass the
     model's values (``cfg.preprocessor.window_stride``, ``cfg.encoder.subsampling_factor``,
-    tokenizer vocab size, ``len(cfg.model_defaults.tdt_durations)``).
+    tokenizer vocab size, ``len(cfg.model_defaults.tdt_durations)``, ``joint.fused_batch_size``).
+
+    What is counted: ``B + min(B, fused_batch_size)`` rows of T x (U+1) x (V+1+D). NeMo's fused
+    joint (``RNNTJoint.forward`` with ``fuse_loss_wer``) materialises the joint of
+    ``fused_batch_size`` utterances at a time, but the numba TDT loss computes its gradient in the
+    forward pass (``TDTFunction.forward``: ``label_grads = torch.zeros_like(label_acts)``, kept by
+    ``ctx.save_for_backward``) and keeps it until backward, so a gradient of the *whole* batch's
+    joint stays alive next to the live sub-batch. Unfused (``fused_batch_size`` None) the full
+    joint and its gradient are both alive: 2B rows.
     """
 
-    max_elements: int  # most joint elements a micro-batch may create (B * T * (U+1) * (V+1+D))
+    max_elements: int  # most joint elements a micro-batch may hold: rows x T x (U+1) x (V+1+D)
     subsampling_factor: int = 8  # encoder frames = ceil(mel frames / subsampling_factor)
     vocab_size: int = 32000  # BPE vocabulary, without the blank
     num_durations: int = 5  # TDT duration outputs (0 for a plain RNNT joint)
     frame_shift_s: float = FRAME_SHIFT_S  # preprocessor window stride in seconds
+    fused_batch_size: int | None = None  # model.joint.fused_batch_size (None: unfused joint)
 
     def __post_init__(self) -> None:
         if self.max_elements <= 0:
@@ -48,21 +58,38 @@ class JointCap:
             )
         if self.frame_shift_s <= 0:
             raise ValueError(f"frame_shift_s must be positive, got {self.frame_shift_s}")
+        if self.fused_batch_size is not None and self.fused_batch_size < 1:
+            raise ValueError(f"fused_batch_size must be >= 1, got {self.fused_batch_size}")
 
     def encoder_frames(self, duration_s: np.ndarray) -> np.ndarray:
         """Encoder output length for clips of ``duration_s`` seconds (float64 array)."""
         mel = np.floor(np.asarray(duration_s, np.float64) / self.frame_shift_s) + 1
         return np.ceil(mel / self.subsampling_factor)
 
-    def elements(self, batch_size, max_duration_s, max_tokens) -> np.ndarray:
-        """Joint elements of batches of ``batch_size`` with the given longest clip / transcript."""
+    def rows(self, batch_size) -> np.ndarray:
+        """Joint rows alive at once for a batch of ``batch_size``: B gradients + the live part."""
+        b = np.asarray(batch_size, np.float64)
+        return b + (b if self.fused_batch_size is None else np.minimum(b, self.fused_batch_size))
+
+    def row_elements(self, max_duration_s, max_tokens) -> np.ndarray:
+        """Elements of one utterance's joint, T x (U+1) x (V+1+D), at the batch's padded size."""
         width = self.vocab_size + 1 + self.num_durations
         return (
-            np.asarray(batch_size, np.float64)
-            * self.encoder_frames(max_duration_s)
-            * (np.asarray(max_tokens, np.float64) + 1)
-            * width
+            self.encoder_frames(max_duration_s) * (np.asarray(max_tokens, np.float64) + 1) * width
         )
+
+    def elements(self, batch_size, max_duration_s, max_tokens) -> np.ndarray:
+        """Joint elements counted against ``max_elements`` for batches of ``batch_size`` with the
+        given longest clip / transcript: ``rows(B) x T x (U+1) x (V+1+D)``."""
+        return self.rows(batch_size) * self.row_elements(max_duration_s, max_tokens)
+
+    def max_batch(self, max_duration_s, max_tokens) -> np.ndarray:
+        """Largest B (int64, 0 when none) with ``elements(B, ...) <= max_elements``."""
+        r = np.floor(self.max_elements / self.row_elements(max_duration_s, max_tokens))
+        if self.fused_batch_size is None:
+            return (r // 2).astype(np.int64)
+        f = self.fused_batch_size
+        return np.where(r <= 2 * f, r // 2, r - f).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -89,14 +116,31 @@ class CostModel:
 
 
 def assign_buckets(duration_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1]; -1 outside the edges."""
+    """Bucket id (int8) of each clip: edges[b] <= d < edges[b+1], the last bucket closed
+    (a clip of exactly the last edge is kept); -1 outside the edges."""
     if len(edges) > 100:
         raise ValueError(f"at most 99 buckets are supported, got {len(edges) - 1}")
     b = np.full(len(duration_s), -1, np.int8)  # one byte per row: no int64 searchsorted output
     for e in edges:
         b += duration_s >= e
     b[b == len(edges) - 1] = -1
+    b[duration_s == np.float32(edges[-1])] = len(edges) - 2
     return b
+
+
+def fits_alone(
+    duration_s: np.ndarray,
+    num_tokens: np.ndarray,
+    max_batch_dur: float,
+    max_tokens_in_batch: int,
+    joint: JointCap | None,
+) -> np.ndarray:
+    """Rows that meet every cap in a batch of one (bool). The others can never be batched; the
+    sampler counts them once instead of drawing them every epoch."""
+    ok = (duration_s <= max_batch_dur * (1 + 1e-6)) & (num_tokens <= max_tokens_in_batch)
+    if joint is not None:
+        ok &= joint.elements(1, duration_s, num_tokens) <= joint.max_elements
+    return ok
 
 
 def language_probs(hours: np.ndarray, temperature: float) -> np.ndarray:
@@ -111,60 +155,6 @@ def language_probs(hours: np.ndarray, temperature: float) -> np.ndarray:
     if total <= 0:
         raise ValueError("no language has any usable audio: check durations and bucket edges")
     return w / total
-
-
-def epoch_language_hours(hours: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Hours of each language in one epoch: the largest epoch that meets ``probs`` exactly
-    without repeating a row. The language with the least data relative to its target is used
-    whole; the others are subsampled (a different random subset every epoch)."""
-    hours = np.asarray(hours, np.float64)
-    has = probs > 0
-    scale = np.min(hours[has] / probs[has])
-    return np.minimum(probs * scale, hours)
-
-
-def select_epoch_rows(
-    lang: np.ndarray, duration_s: np.ndarray, budget_s: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Indices (sorted) of a random subset of rows whose per-language duration fills
-    ``budget_s[lang]`` (seconds) without exceeding it by more than one clip. Rows of a language
-    whose budget covers all of it are all taken. ``lang < 0`` rows are never taken."""
-    n = len(lang)
-    num_langs = len(budget_s)
-    valid = lang >= 0
-    lang0 = np.where(valid, lang, 0)
-    total = np.bincount(lang0, weights=np.where(valid, duration_s, 0), minlength=num_langs)
-    full = (budget_s >= total * (1 - 1e-9)) & (total > 0)
-    take = valid & full[lang0]
-    partial = valid & ~take & (budget_s[lang0] > 0)
-    idx = np.flatnonzero(partial)
-    del partial
-    if len(idx):
-        # Sorting every row of a heavily subsampled language is wasted work: keep a Bernoulli
-        # pre-sample a little larger than the budget (all rows where that falls short), then
-        # sort only those candidates.
-        keep_p = np.minimum(1.0, budget_s / np.maximum(total, 1e-9) * 1.02 + 1e-3)
-        li = lang[idx]
-        cand = rng.random(len(idx), dtype=np.float32) < keep_p[li]
-        got = np.bincount(li[cand], weights=duration_s[idx[cand]], minlength=num_langs)
-        short = got < budget_s
-        cand |= short[li]
-        idx = idx[cand]
-        del li, cand
-        # Random order inside each language: stable 16-bit radix passes (O(n) in numpy) by two
-        # random halves of a 32-bit key, then by language.
-        order = np.argsort(rng.integers(0, 2**16, len(idx), np.uint16), kind="stable")
-        order = order[np.argsort(rng.integers(0, 2**16, len(idx), np.uint16)[order], kind="stable")]
-        order = order[np.argsort(lang[idx][order].astype(np.uint16), kind="stable")]
-        order = idx[order]
-        lo = lang[order]
-        cum = np.cumsum(duration_s[order], dtype=np.float64)
-        starts = np.flatnonzero(np.r_[True, lo[1:] != lo[:-1]])
-        base = np.zeros(num_langs)  # cumulative duration before each language's first row
-        base[lo[starts]] = np.r_[0.0, cum[starts[1:] - 1]]
-        cum -= base[lo]  # now: duration up to each row within its language
-        take[order[cum <= budget_s[lo] + 1e-6]] = True
-    return np.flatnonzero(take) if n else np.zeros(0, np.int64)
 
 
 def _group_sort(bucket, duration_s, pool_size, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +376,7 @@ def batch_costs(
         model.batch_overhead
         + model.frame_cost * b * frames
         + model.attention_cost * b * frames**2
-        + model.joint_cost * joint.elements(b, max_duration_s, max_tokens)
+        + model.joint_cost * b * joint.row_elements(max_duration_s, max_tokens)  # B rows computed
     )
 
 
@@ -420,8 +410,50 @@ def assign_steps(
     return out[rng.permutation(steps)]
 
 
+AUTO_CAP_CEILING = 256  # most samples per micro-batch an auto cap allows (the packer loops to it)
+AUTO_CAP_QUANTILE = 0.9  # the cap binds for at most the shortest ~10% of a bucket's rows
+
+
+def auto_bucket_caps(
+    edges: np.ndarray,
+    duration_s: np.ndarray,
+    num_tokens: np.ndarray,
+    max_batch_dur: float,
+    max_tokens_in_batch: int,
+    joint: JointCap | None,
+    sample: int = 1 << 20,
+) -> np.ndarray:
+    """Per-bucket sample caps derived from the other caps (``bucket_batch_sizes: auto``).
+
+    With one sample cap for every bucket (16), a batch of 2 s clips stops at 16 x 2 = 32 s of
+    audio while the 16-20 s bucket fills its 120 s. Here each row gets the batch size a batch of
+    clips like it could reach under the padded-seconds, token and joint caps; a bucket's cap is
+    the ``AUTO_CAP_QUANTILE`` of that over its rows (on an evenly strided sample of at most
+    ``sample`` rows: deterministic, and one pass over 50M rows would cost seconds), so the other
+    caps, not the sample count, end almost every batch. Those caps still bound every batch.
+    """
+    nb = len(edges) - 1
+    step = max(1, len(duration_s) // sample)
+    d = np.asarray(duration_s[::step], np.float64)
+    t = np.asarray(num_tokens[::step], np.float64)
+    bucket = assign_buckets(d.astype(np.float32), edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.minimum(np.floor(max_batch_dur / np.maximum(d, 1e-3)), max_tokens_in_batch // t)
+    if joint is not None:
+        k = np.minimum(k, joint.max_batch(d, t))
+    caps = np.empty(nb, np.int32)
+    for b in range(nb):
+        kb = k[(bucket == b) & (k >= 1)]
+        if len(kb):
+            caps[b] = np.quantile(kb, AUTO_CAP_QUANTILE, method="higher")
+        else:  # no data in this bucket: what a batch of its shortest clips allows
+            caps[b] = np.floor(max_batch_dur / max(edges[b], 1e-3))
+    return np.clip(caps, 1, AUTO_CAP_CEILING).astype(np.int32)
+
+
 def check_bucket_caps(edges, max_batch_size: int, bucket_batch_sizes) -> np.ndarray:
-    """Per-bucket sample caps as an int array; ``ValueError`` saying what to change."""
+    """Per-bucket sample caps as an int array; ``ValueError`` saying what to change.
+    (``"auto"`` is resolved from the data by ``auto_bucket_caps``, not here.)"""
     nb = len(edges) - 1
     if bucket_batch_sizes is None:
         return np.full(nb, max_batch_size, np.int32)

@@ -1,8 +1,10 @@
 """ProductionBatchSampler: which index rows go into each micro-batch, on each rank, each epoch.
 
-Layers: the pure planning functions of ``batch_planning`` -> ``plan_epoch`` (the bucketer: one
-epoch's global plan from the sampler columns, a pure function of (columns, config, seed, epoch))
--> ``ProductionBatchSampler`` (owns epoch, rank, world size, position and ``state_dict``).
+Layers: the pure planning functions of ``batch_planning`` and the per-language streams of
+``language_streams`` -> ``plan_epoch`` (the bucketer: one epoch's global plan from the sampler
+columns, a pure function of (columns, config, seed, epoch, stream start)) ->
+``ProductionBatchSampler`` (owns epoch, rank, world size, position, stream positions and
+``state_dict``).
 
 It yields lists of row indices of the production index (metadata only); ``ProductionDataset``
 turns each list into tensors. Use it as the DataLoader's *sampler* with ``batch_size=None``::
@@ -15,7 +17,9 @@ Resuming: ``__iter__`` counts the batches it has *handed out*, which with DataLo
 runs ahead of the batches the training step has *consumed*. Save
 ``sampler.state_dict(batches_consumed=n)`` with ``n`` = micro-batches this rank's training step
 has completed in the current epoch (all ranks have the same count); after ``load_state_dict``
-the next iteration yields exactly the batches that followed.
+the next iteration yields exactly the batches that followed. The state also carries every
+language stream's (pass, position) at the start of the epoch, so the rows drawn after a resume
+continue each stream exactly where it stood.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lf_asr.data import batch_planning as bp
+from lf_asr.data.language_streams import LanguageStreams, StreamCoverage, epoch_draws
 from lf_asr.data.schema import SAMPLER_COLUMNS
 
 
@@ -37,10 +42,16 @@ class SamplerConfig:
 
     max_batch_dur: float = 120.0  # padded audio seconds per micro-batch (B x longest clip)
     max_batch_size: int = 16  # samples per micro-batch (when bucket_batch_sizes is None)
-    bucket_batch_sizes: tuple[int, ...] | None = None  # per-bucket sample caps instead
+    # Per-bucket sample caps instead: a tuple, or "auto" (derived from the other caps and the
+    # data, so short-clip buckets take more samples: batch_planning.auto_bucket_caps).
+    bucket_batch_sizes: tuple[int, ...] | str | None = None
     max_tokens_in_batch: int = 400  # total BPE tokens per micro-batch
     temperature: float = 0.3  # language shares p_l ~ hours_l ** T (1 natural, 0 uniform)
-    bucket_edges: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)  # seconds; outside: dropped
+    # Hours drawn per epoch (None: as many as the usable corpus holds; see epoch_draws).
+    epoch_hours: float | None = None
+    # Seconds; the last bucket is closed (a clip of exactly the last edge is kept); clips
+    # outside are counted (stats["dropped_out_of_range"]), never drawn.
+    bucket_edges: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)
     pool_size: int = 4096  # rows per duration-sorted pool inside a bucket
     joint: bp.JointCap | None = None  # optional cap on the TDT joint tensor size
     cost: bp.CostModel = field(default_factory=bp.CostModel)  # rank balancing cost model
@@ -48,8 +59,14 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bucket_edges", tuple(float(e) for e in self.bucket_edges))
-        if self.bucket_batch_sizes is not None:
-            object.__setattr__(self, "bucket_batch_sizes", tuple(self.bucket_batch_sizes))
+        caps = self.bucket_batch_sizes
+        if isinstance(caps, str):
+            if caps != "auto":
+                raise ValueError(f'bucket_batch_sizes must be "auto", a list or None, got {caps!r}')
+        elif caps is not None:
+            object.__setattr__(self, "bucket_batch_sizes", tuple(int(c) for c in caps))
+        if self.epoch_hours is not None and self.epoch_hours <= 0:
+            raise ValueError(f"epoch_hours must be positive (or None), got {self.epoch_hours}")
         e = self.bucket_edges
         if len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e)) or e[0] < 0:
             raise ValueError(f"bucket_edges must be >= 2 increasing non-negative seconds, got {e}")
@@ -66,7 +83,8 @@ class SamplerConfig:
             )
         if self.pool_size < 1 or self.accumulate_grad_batches < 1:
             raise ValueError("pool_size and accumulate_grad_batches must be at least 1")
-        bp.check_bucket_caps(e, self.max_batch_size, self.bucket_batch_sizes)
+        if not isinstance(self.bucket_batch_sizes, str):
+            bp.check_bucket_caps(e, self.max_batch_size, self.bucket_batch_sizes)
 
 
 @dataclass
@@ -104,6 +122,67 @@ class RankBatches:
         return self.rows[self.offsets[i] : self.offsets[i + 1]].tolist()
 
 
+@dataclass
+class StreamBudget:
+    """What every epoch of a sampler shares: which rows may be drawn, and how many per epoch."""
+
+    streams: LanguageStreams
+    bucket: np.ndarray  # (N,) int8 bucket id per index row, -1 outside the edges
+    caps: np.ndarray  # (num_buckets,) sample cap per bucket
+    hours: np.ndarray  # (L,) usable hours per language
+    probs: np.ndarray  # (L,) target share per language
+    draws: np.ndarray  # (L,) rows each language draws per epoch
+    out_of_range: int  # rows outside the bucket edges (never drawn)
+    over_cap: int  # rows that break a cap on their own (never drawn)
+
+
+def stream_budget(
+    duration_s: np.ndarray,
+    lang: np.ndarray,
+    num_tokens: np.ndarray,
+    num_languages: int,
+    config: SamplerConfig,
+    seed: int,
+) -> StreamBudget:
+    """Usable rows, per-bucket caps, target shares and draws per epoch (no epoch involved)."""
+    edges = np.asarray(config.bucket_edges)
+    bucket = bp.assign_buckets(duration_s, edges)
+    in_range = bucket >= 0
+    fits = bp.fits_alone(
+        duration_s, num_tokens, config.max_batch_dur, config.max_tokens_in_batch, config.joint
+    )
+    usable = in_range & fits
+    del fits
+    hours = (
+        np.bincount(np.where(usable, lang, 0), weights=np.where(usable, duration_s, 0),
+                    minlength=num_languages)
+        / 3600
+    )  # fmt: skip
+    probs = bp.language_probs(hours, config.temperature)
+    streams = LanguageStreams(lang, usable, num_languages, seed)
+    if config.bucket_batch_sizes == "auto":
+        caps = bp.auto_bucket_caps(
+            edges,
+            duration_s,
+            num_tokens,
+            config.max_batch_dur,
+            config.max_tokens_in_batch,
+            config.joint,
+        )
+    else:
+        caps = bp.check_bucket_caps(edges, config.max_batch_size, config.bucket_batch_sizes)
+    return StreamBudget(
+        streams=streams,
+        bucket=bucket,
+        caps=caps,
+        hours=hours,
+        probs=probs,
+        draws=epoch_draws(streams.sizes, hours, probs, config.epoch_hours),
+        out_of_range=int((~in_range).sum()),
+        over_cap=int((in_range & ~usable).sum()),
+    )
+
+
 def plan_epoch(
     duration_s: np.ndarray,
     lang: np.ndarray,
@@ -113,38 +192,27 @@ def plan_epoch(
     world_size: int,
     seed: int,
     epoch: int,
+    stream_start: np.ndarray | None = None,
+    budget: StreamBudget | None = None,
 ) -> EpochPlan:
-    """The global plan of one epoch: a pure function of its arguments (same on every rank)."""
-    rng_select, rng_pack, rng_steps = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, epoch]).spawn(3)
+    """The global plan of one epoch: a pure function of its arguments (same on every rank).
+
+    ``stream_start``: rows each language stream has drawn before this epoch (default
+    ``epoch x draws``, i.e. every earlier epoch drew its full share). ``budget``: a precomputed
+    ``stream_budget`` of the same arguments (saves recomputing it every epoch)."""
+    rng_pack, rng_steps = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, epoch]).spawn(3)[1:]
     )
-    edges = np.asarray(config.bucket_edges)
-    bucket = bp.assign_buckets(duration_s, edges)
-    usable = bucket >= 0
-    out_of_range = int((~usable).sum())
-    lang_u = np.where(usable, lang, -1)
-    del usable
-    hours = (
-        np.bincount(
-            np.maximum(lang_u, 0),
-            weights=np.where(lang_u >= 0, duration_s, 0),
-            minlength=num_languages,
-        )
-        / 3600
-    )
-    probs = bp.language_probs(hours, config.temperature)
-    budget_h = bp.epoch_language_hours(hours, probs)
-    rows = bp.select_epoch_rows(lang_u, duration_s, budget_h * 3600, rng_select)
-    del lang_u
-    if len(duration_s) < 2**31:
-        rows = rows.astype(np.int32)  # half the memory of numpy's default int64 indices
-    caps = bp.check_bucket_caps(edges, config.max_batch_size, config.bucket_batch_sizes)
+    if budget is None:
+        budget = stream_budget(duration_s, lang, num_tokens, num_languages, config, seed)
+    start = budget.draws * epoch if stream_start is None else np.asarray(stream_start, np.int64)
+    rows = budget.streams.draw(start, budget.draws)
     packed = bp.pack_batches(
         rows,
         duration_s,
         num_tokens,
-        bucket,
-        caps,
+        budget.bucket,
+        budget.caps,
         config.max_batch_dur,
         config.max_tokens_in_batch,
         config.joint,
@@ -168,17 +236,20 @@ def plan_epoch(
         )
     stats = {
         "rows": len(duration_s),
-        "dropped_out_of_range": out_of_range,
+        "dropped_out_of_range": budget.out_of_range,
+        "dropped_over_cap": budget.over_cap + packed.dropped_over_cap,
         "selected_rows": len(rows),
-        "dropped_over_cap": packed.dropped_over_cap,
         "micro_batches": packed.num_batches,
         "dropped_remainder_batches": int((~used).sum()),
         "steps": int(steps.shape[0]),
-        "usable_hours": hours.tolist(),
-        "target_share": probs.tolist(),
+        "bucket_caps": budget.caps.tolist(),
+        "usable_hours": budget.hours.tolist(),
+        "target_share": budget.probs.tolist(),
         "epoch_share": (kept_h / max(kept_h.sum(), 1e-12)).tolist(),
         "epoch_hours": float(kept_h.sum() / 3600),
         "dropped_after_selection_s": float(duration_s[rows].sum(dtype=np.float64) - kept_h.sum()),
+        "stream_start": start.tolist(),
+        "stream_draws": budget.draws.tolist(),
     }
     return EpochPlan(batches=packed, steps=steps, costs=costs, stats=stats)
 
@@ -220,15 +291,24 @@ class ProductionBatchSampler:
 
     Language rebalancing: the share of language l in an epoch (by hours) is p_l ~ n_l ** T, with
     n_l its usable hours; ``temperature`` T = 1 keeps natural shares, T = 0 is uniform. Each
-    epoch takes all rows of the language with the least data relative to its share and a fresh
-    random subset of the others, so no row repeats within an epoch.
+    language is a stream of its rows without replacement that continues across epochs
+    (``language_streams``): a row is drawn again only after every row of its language was, and
+    small languages are upsampled by cycling their passes. ``coverage()`` reports how far.
 
     Every rank yields the same number of micro-batches, ``accumulate_grad_batches`` per optimizer
     step, balanced in cost (``batch_planning.assign_steps``). Deterministic in (seed, epoch).
     """
 
     STATE_KEYS = frozenset(
-        {"epoch", "batches_consumed", "seed", "world_size", "accumulation", "plan_fingerprint"}
+        {
+            "epoch",
+            "batches_consumed",
+            "seed",
+            "world_size",
+            "accumulation",
+            "plan_fingerprint",
+            "stream_positions",
+        }
     )
 
     def __init__(
@@ -263,7 +343,16 @@ class ProductionBatchSampler:
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.epoch = epoch
         self.position = 0  # micro-batches of this epoch already handed out (or restored)
-        self._cache: tuple[int, RankBatches, dict] | None = None
+        # Rows each language stream had drawn before epoch e: _stream_offset + e x draws (the
+        # offset is non-zero only after restoring positions written by another history).
+        self._stream_offset = np.zeros(len(self.languages), np.int64)
+        self._budget: StreamBudget | None = None
+        self._cache: tuple[tuple, RankBatches, dict] | None = None
+
+    def __getstate__(self) -> dict:
+        # The budget (usable rows per language) is rebuilt on demand: DataLoader workers get the
+        # sampler pickled and never plan, so they should not carry it.
+        return {**self.__dict__, "_budget": None, "_cache": None}
 
     @classmethod
     def from_parquet(
@@ -295,8 +384,34 @@ class ProductionBatchSampler:
         )
 
     # -- planning ----------------------------------------------------------------------------
+    @property
+    def budget(self) -> StreamBudget:
+        """Usable rows, caps and per-epoch draws of every language (built once, then cached)."""
+        if self._budget is None:
+            self._budget = stream_budget(
+                self.duration_s,
+                self.lang,
+                self.num_tokens,
+                len(self.languages),
+                self.config,
+                self.seed,
+            )
+        return self._budget
+
+    def stream_start(self, epoch: int | None = None) -> np.ndarray:
+        """(L,) rows each language stream has drawn before ``epoch`` (default: the current)."""
+        e = self.epoch if epoch is None else epoch
+        return np.maximum(self._stream_offset + e * self.budget.draws, 0)
+
+    def coverage(self, epochs_done: int | None = None) -> StreamCoverage:
+        """Per-language distinct fraction drawn and repeat factor once ``epochs_done`` epochs
+        (default: those before the current one) are drawn. Rows drawn into the few remainder
+        micro-batches an epoch drops (``stats["dropped_remainder_batches"]``) count as drawn."""
+        return self.budget.streams.coverage(self.stream_start(epochs_done))
+
     def plan(self, epoch: int | None = None) -> EpochPlan:
         """The global plan (all ranks) of ``epoch`` (default: the current one)."""
+        e = self.epoch if epoch is None else epoch
         return plan_epoch(
             self.duration_s,
             self.lang,
@@ -305,13 +420,16 @@ class ProductionBatchSampler:
             self.config,
             self.world_size,
             self.seed,
-            self.epoch if epoch is None else epoch,
+            e,
+            stream_start=self.stream_start(e),
+            budget=self.budget,
         )
 
     def _my_batches(self) -> RankBatches:
-        if self._cache is None or self._cache[0] != self.epoch:
+        key = (self.epoch, self.stream_start().tobytes())
+        if self._cache is None or self._cache[0] != key:
             plan = self.plan()
-            self._cache = (self.epoch, plan.rank_batches(self.rank), plan.stats)
+            self._cache = (key, plan.rank_batches(self.rank), plan.stats)
         return self._cache[1]
 
     @property
@@ -353,6 +471,10 @@ class ProductionBatchSampler:
             "seed": self.seed,
             "world_size": self.world_size,
             "accumulation": self.config.accumulate_grad_batches,
+            # Each language stream's (pass, position in pass) at the start of this epoch.
+            "stream_positions": dict(
+                zip(self.languages, self.budget.streams.positions(self.stream_start()), strict=True)
+            ),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -379,7 +501,20 @@ class ProductionBatchSampler:
                 "position means other batches: restore them, or start a new epoch without the "
                 "sampler state"
             )
+        positions = state["stream_positions"]
+        if sorted(positions) != sorted(self.languages):
+            raise ValueError(
+                f"checkpoint sampler streams are for languages {sorted(positions)} but this run "
+                f"has {sorted(self.languages)}: resume with the same languages"
+            )
+        sizes = self.budget.streams.sizes
+        drawn = np.array(
+            [int(positions[name][0]) * int(sizes[i]) + int(positions[name][1])
+             for i, name in enumerate(self.languages)],
+            np.int64,
+        )  # fmt: skip
         self.epoch = int(state["epoch"])
+        self._stream_offset = drawn - self.epoch * self.budget.draws
         self.position = int(state["batches_consumed"])
         if self.position > len(self._my_batches()):
             raise ValueError(

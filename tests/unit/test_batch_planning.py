@@ -12,9 +12,17 @@ from lf_asr.data import batch_planning as bp
 EDGES = np.array([0.0, 4.0, 8.0, 12.0, 16.0, 20.0])
 
 
-def test_assign_buckets_uses_half_open_edges_and_marks_outside():
-    d = np.array([0.0, 3.99, 4.0, 19.99, 20.0, 25.0, -1.0])
-    assert bp.assign_buckets(d, EDGES).tolist() == [0, 0, 1, 4, -1, -1, -1]
+def test_assign_buckets_closes_the_last_edge_and_marks_outside():
+    d = np.array([0.0, 3.99, 4.0, 19.99, 20.0, 20.01, 25.0, -1.0], np.float32)
+    assert bp.assign_buckets(d, EDGES).tolist() == [0, 0, 1, 4, 4, -1, -1, -1]
+
+
+def test_fits_alone_marks_rows_no_batch_can_hold():
+    d = np.array([5.0, 5.0, 30.0, 10.0], np.float32)
+    tok = np.array([10, 500, 10, 60], np.int32)
+    joint = bp.JointCap(2 * 126 * 51 * 1030, 8, 1024, 5, fused_batch_size=4)  # 1 x 10 s x 50 tok
+    assert bp.fits_alone(d, tok, 20.0, 400, None).tolist() == [True, False, False, True]
+    assert bp.fits_alone(d, tok, 20.0, 400, joint).tolist() == [True, False, False, False]
 
 
 def test_language_probs_follow_the_n_to_the_t_convention():
@@ -26,31 +34,28 @@ def test_language_probs_follow_the_n_to_the_t_convention():
         bp.language_probs(np.zeros(3), 0.3)
 
 
-def test_epoch_hours_use_the_scarcest_language_whole_and_meet_the_shares():
-    hours = np.array([100.0, 25.0, 4.0])
-    probs = bp.language_probs(hours, 0.5)
-    got = bp.epoch_language_hours(hours, probs)
-    assert (got <= hours + 1e-9).all() and np.isclose(got[2], 4.0)
-    np.testing.assert_allclose(got / got.sum(), probs)
-
-
-def test_select_epoch_rows_fills_each_budget_within_one_clip():
-    rng = np.random.default_rng(0)
-    lang = rng.integers(0, 3, 5000).astype(np.int16)
-    d = rng.uniform(0.5, 10, 5000).astype(np.float32)
-    budget = np.array([1000.0, 5000.0, 1e9])
-    rows = bp.select_epoch_rows(lang, d, budget, np.random.default_rng(1))
-    got = np.bincount(lang[rows], weights=d[rows], minlength=3)
-    assert (got <= budget + 1e-3).all()
-    assert (got[:2] > budget[:2] - 10).all()
-    assert (lang[rows] == 2).sum() == (lang == 2).sum()  # a covered language is taken whole
-    assert len(np.unique(rows)) == len(rows)
-
-
-def test_joint_elements_match_the_tdt_joint_shape():
-    cap = bp.JointCap(max_elements=10**9, subsampling_factor=8, vocab_size=1024, num_durations=5)
+def test_joint_elements_count_the_whole_batch_gradient_plus_the_live_fused_rows():
+    fused = bp.JointCap(10**9, subsampling_factor=8, vocab_size=1024, num_durations=5,
+                        fused_batch_size=4)  # fmt: skip
+    unfused = bp.JointCap(10**9, subsampling_factor=8, vocab_size=1024, num_durations=5)
     # 16 s -> 1601 mel frames -> 201 encoder frames; 30 tokens -> U+1 = 31; V+1+D = 1030
-    assert cap.elements(4, 16.0, 30) == 4 * 201 * 31 * 1030
+    one = 201 * 31 * 1030
+    assert fused.row_elements(16.0, 30) == one
+    # B gradients (the numba loss keeps them until backward) + min(B, fused) live joint rows
+    assert fused.elements(10, 16.0, 30) == (10 + 4) * one
+    assert fused.elements(3, 16.0, 30) == (3 + 3) * one
+    assert unfused.elements(10, 16.0, 30) == 20 * one
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(1, 10**10), st.floats(0.3, 40.0), st.integers(1, 300), st.sampled_from([None, 1, 4])
+)
+def test_joint_max_batch_is_the_largest_batch_under_the_cap(cap, dur, tok, fused):
+    joint = bp.JointCap(cap, 8, 1024, 5, fused_batch_size=fused)
+    b = int(joint.max_batch(dur, tok))
+    assert b == 0 or joint.elements(b, dur, tok) <= cap
+    assert joint.elements(b + 1, dur, tok) > cap
 
 
 caps_strategy = st.fixed_dictionaries(
@@ -136,6 +141,33 @@ def test_assign_steps_balances_rank_costs():
     steps = bp.assign_steps(costs, 8, 4, rng)
     per_rank = costs[steps].sum(-1)
     assert (per_rank.max(1) / per_rank.mean(1)).max() < 1.05
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from([None, 4 * 10**8]))
+def test_auto_caps_give_short_clips_more_samples_and_every_cap_still_holds(seed, joint_cap):
+    rng = np.random.default_rng(seed)
+    d = np.clip(rng.gamma(2.0, 3.5, 20000), 0.3, 20.0).astype(np.float32)
+    tok = np.maximum(1, d * rng.uniform(2, 5, len(d))).astype(np.int32)
+    joint = None if joint_cap is None else bp.JointCap(joint_cap, 8, 1024, 5, fused_batch_size=4)
+    caps = bp.auto_bucket_caps(EDGES, d, tok, 120.0, 400, joint)
+    assert (caps >= 1).all() and (caps <= bp.AUTO_CAP_CEILING).all()
+    assert caps[0] > 16 and (np.diff(caps) <= 0).all(), "shorter clips, more samples"
+    bucket = bp.assign_buckets(d, EDGES)
+    ok = bp.fits_alone(d, tok, 120.0, 400, joint) & (bucket >= 0)
+    rows = np.flatnonzero(ok)
+    packed = bp.pack_batches(rows, d, tok, bucket, caps, 120.0, 400, joint, 4096, rng)
+    assert packed.dropped_over_cap == 0
+    for b in range(packed.num_batches):
+        i = packed.rows[packed.offsets[b] : packed.offsets[b + 1]]
+        assert len(i) <= caps[bucket[i[0]]] and len(i) * d[i].max() <= 120.0 * (1 + 1e-6)
+        assert tok[i].sum() <= 400
+        if joint is not None:
+            assert joint.elements(len(i), d[i].max(), tok[i].max()) <= joint.max_elements
+    # The short bucket now fills its batches: mean audio per batch near the long bucket's.
+    first = bucket[packed.rows[packed.offsets[:-1]]]
+    audio = [packed.sum_duration_s[first == b].mean() for b in (0, 4)]
+    assert audio[0] >= 0.8 * audio[1]
 
 
 def test_bucket_caps_validation_says_what_to_change():

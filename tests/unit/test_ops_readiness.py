@@ -43,6 +43,8 @@ model:
     n_layers: 2
   joint:
     num_classes: {vocab}
+    fuse_loss_wer: true
+    fused_batch_size: 4
     num_extra_outputs: ${{model.model_defaults.num_tdt_durations}}
   decoding:
     durations: ${{model.model_defaults.tdt_durations}}
@@ -54,11 +56,16 @@ model:
     max_duration: 20.0
     min_duration: 0.5
 data:
+  max_joint_elements: {joint_cap}
   sampler:
     max_batch_dur: 1200.0
     max_tokens_in_batch: 40000
     bucket_edges: [0, 4, 8, 20]
 """
+
+# One 20 s clip (8x subsampling: 251 frames) with 100 tokens, counted as 1 + min(1, 4) rows, at
+# V + 1 + D = 36: the cap the last bucket edge needs at a dense 5 tokens/s.
+JOINT_CAP = 2 * 251 * 101 * 36
 
 
 @pytest.fixture
@@ -66,7 +73,7 @@ def artifacts(tmp_path):
     tok = tmp_path / "tok"
     tok.mkdir()
     (tok / "vocab.txt").write_text("".join(f"p{i}\n" for i in range(30)))
-    (tmp_path / "cfg.yaml").write_text(CONFIG.format(tok=tok, vocab=30))
+    (tmp_path / "cfg.yaml").write_text(CONFIG.format(tok=tok, vocab=30, joint_cap=JOINT_CAP))
     pq.write_table(_index_table(), tmp_path / "index.parquet")
     (tmp_path / "val.jsonl").write_text('{"duration": 1.5, "text": "a"}\n{"duration": 2.0}\n')
     state = {f"encoder.layers.{i}.norm_feed_forward1.weight": torch.zeros(8) for i in range(2)}
@@ -118,12 +125,25 @@ def test_good_config_and_artifacts_pass(artifacts):
         "tdt durations": PASS,
         "batch caps": PASS,
         "tokenizer": PASS,
+        "joint cap": PASS,
         "train parquet": PASS,
         "val manifest": PASS,
         "pretrained encoder": PASS,
     }
     assert "2 rows" in rows["train parquet"].detail
     assert "30 pieces" in rows["tokenizer"].detail
+    assert "counting B + min(B, 4) rows" in rows["joint cap"].detail
+    assert "a 20 s clip may carry 100 tokens" in rows["joint cap"].detail
+
+
+def test_joint_cap_unset_warns_and_too_small_fails_with_the_value_to_set(artifacts):
+    text = artifacts.config_path.read_text()
+    artifacts.config_path.write_text(text.replace(f"max_joint_elements: {JOINT_CAP}", ""))
+    assert model_rows(artifacts)["joint cap"].status == WARN
+    artifacts.config_path.write_text(text.replace(f"{JOINT_CAP}", f"{JOINT_CAP - 1}"))
+    row = model_rows(artifacts)["joint cap"]
+    assert row.status == FAIL and "99 tokens" in row.detail
+    assert f"{JOINT_CAP:,}" in row.fix
 
 
 def test_sentencepiece_model_is_the_vocab_source(artifacts, tmp_path):

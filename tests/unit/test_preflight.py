@@ -164,3 +164,14 @@ def test_without_the_restore_preflight_would_move_batchnorm_statistics(tmp_path,
     moved = {k: float((after[k] - before[k]).abs().max()) for k in before if "running_var" in k}
     print(f"without restore: largest running_var move {max(moved.values()):.3f}")
     assert max(moved.values()) > 0
+
+
+def test_worst_batches_respect_the_joint_cap_the_sampler_enforces():
+    from lf_asr.data.batch_planning import JointCap
+
+    joint = JointCap(2 * 10**8, 8, 1024, 5, fused_batch_size=2)
+    worst = worst_batches([0, 4, 40], 120, 64, 400, bucket_batch_sizes=[30, 3], joint=joint)
+    for w in worst:
+        assert joint.elements(w.batch_size, w.seconds, w.tokens) <= joint.max_elements
+    free = worst_batches([0, 4, 40], 120, 64, 400, bucket_batch_sizes=[30, 3])
+    assert worst[1].batch_size * worst[1].tokens < free[1].batch_size * free[1].tokens

@@ -13,8 +13,13 @@ Fields are read by their NeMo names with OmegaConf (no NeMo import):
 - caps: every batch cap found anywhere in the config (``max_batch_dur``, ``max_batch_size``,
   ``max_tokens_in_batch``, ``max_duration``, ``batch_size``...) positive, ``min_duration <
   max_duration``, ``bucket_edges`` increasing, ``max_duration`` <= 40 s (attention memory);
+- joint cap: ``data.max_joint_elements`` set for a TDT model (else WARN: the joint is uncapped),
+  stated in elements and fp32 gigabytes with what it counts (``JointCap``: B + min(B,
+  ``model.joint.fused_batch_size``) rows), and large enough for one clip of the last bucket edge
+  with a dense transcript (``DENSE_TOKENS_PER_S``), else those clips could never be batched;
 - artifacts: the parquet index has every column of ``lf_asr.data.schema.INDEX_COLUMNS`` with a
-  type castable to the contract, and rows (metadata only), the val manifest is JSON lines with a duration, the pretrained encoder's
+  type castable to the contract, and rows (metadata only), the val manifest is JSON lines with a
+  duration, the pretrained encoder's
   tensor shapes (d_model, layer count) match the config (loaded with ``mmap=True``).
 """
 
@@ -38,6 +43,7 @@ CAP_KEYS = (
     "min_duration",
 )
 MAX_UTTERANCE_S = 40.0
+DENSE_TOKENS_PER_S = 5.0  # BPE tokens per second of a dense transcript (upper end of our mix)
 
 
 def _get(conf, key: str):
@@ -236,6 +242,7 @@ def tokenizer_vocab_size(tok_dir: Path) -> tuple[int, str]:
 def check_artifacts(cfg: ReadinessConfig, facts: dict) -> list[CheckResult]:
     return [
         _check_tokenizer(facts),
+        _check_joint_cap(facts),
         _check_parquet(Path(cfg.train_parquet)),
         _check_manifest(Path(cfg.val_manifest)),
         _check_encoder(Path(cfg.pretrained_encoder), facts),
@@ -289,6 +296,79 @@ def _check_tokenizer(facts: dict) -> CheckResult:
         PASS,
         f"{tok_dir}: {size} pieces ({source}); config vocabulary sizes agree",
     )
+
+
+def _check_joint_cap(facts: dict) -> CheckResult:
+    """The sampler's TDT joint cap: on, what it counts, and whether the longest clip fits."""
+    import math
+
+    from omegaconf import OmegaConf
+
+    from lf_asr.data.batch_planning import JointCap
+
+    conf = facts.get("conf")
+    if conf is None:
+        return CheckResult("config", "joint cap", FAIL, "no config loaded", "fix the config first")
+    flat = dict(_walk(OmegaConf.to_container(conf, resolve=True, throw_on_missing=False)))
+
+    def find(leaf, default=None):
+        return next((v for k, v in flat.items() if k.rsplit(".", 1)[-1] == leaf), default)
+
+    cap = find("max_joint_elements")
+    if not cap:
+        status = WARN if _get(conf, "model.loss.loss_name") == "tdt" else PASS
+        return CheckResult(
+            "config",
+            "joint cap",
+            status,
+            "data.max_joint_elements is unset: the sampler does not cap the TDT joint tensor",
+            "set it; configs/train/stage1_prod_8xh200.yaml states how it is derived",
+        )
+    try:
+        vocab, _ = tokenizer_vocab_size(Path(str(facts.get("model.tokenizer.dir"))))
+    except Exception:
+        vocab = _get(conf, "model.joint.num_classes")
+    if not isinstance(vocab, int) or vocab <= 0:
+        return CheckResult(
+            "config",
+            "joint cap",
+            FAIL,
+            "vocabulary size unknown (no tokenizer, no model.joint.num_classes)",
+            "build the tokenizer or set model.joint.num_classes",
+        )
+    fused = _get(conf, "model.joint.fused_batch_size")
+    fused = fused if _get(conf, "model.joint.fuse_loss_wer") is True else None
+    durations = _get(conf, "model.model_defaults.tdt_durations")
+    stride = _get(conf, "model.preprocessor.window_stride")
+    sub = _get(conf, "model.encoder.subsampling_factor")
+    joint = JointCap(
+        max_elements=int(cap),
+        subsampling_factor=sub if isinstance(sub, int) else 8,
+        vocab_size=vocab,
+        num_durations=len(durations) if isinstance(durations, list) else 0,
+        frame_shift_s=stride if isinstance(stride, int | float) else 0.01,
+        fused_batch_size=fused if isinstance(fused, int) else None,
+    )
+    edges = find("bucket_edges") or [MAX_UTTERANCE_S]
+    last = float(edges[-1])
+    per_token = float(joint.rows(1) * joint.row_elements(last, 0))  # one clip, U + 1 = 1
+    tokens = math.floor(joint.max_elements / per_token) - 1  # most tokens one such clip may have
+    dense = math.ceil(DENSE_TOKENS_PER_S * last)
+    counted = f"B + min(B, {fused})" if joint.fused_batch_size else "2B (unfused joint)"
+    detail = (
+        f"{cap:,} elements ({cap * 4 / 1e9:.1f} GB as fp32), counting {counted} rows x T x (U+1)"
+        f" x {vocab + 1 + joint.num_durations}; a {last:g} s clip may carry {tokens} tokens"
+    )
+    if tokens < dense:
+        return CheckResult(
+            "config",
+            "joint cap",
+            FAIL,
+            f"{detail}, below a dense transcript ({dense})",
+            f"raise data.max_joint_elements to {int(per_token * (dense + 1)):,} or lower the "
+            "last bucket edge",
+        )
+    return CheckResult("config", "joint cap", PASS, detail)
 
 
 def _check_parquet(path: Path) -> CheckResult:

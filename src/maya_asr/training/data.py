@@ -29,16 +29,26 @@ def tokenizer_model_path(cfg: DictConfig) -> Path:
 
 
 def joint_cap(cfg: DictConfig, vocab_size: int) -> JointCap | None:
-    """The sampler's TDT joint-size cap from the model config (when data.max_joint_elements)."""
+    """The sampler's TDT joint-size cap from the model config (when data.max_joint_elements).
+    ``fused_batch_size`` is the joint's when it fuses loss and joint, else None (unfused)."""
     if not cfg.data.get("max_joint_elements"):
         return None
+    joint = cfg.model.get("joint") or {}
+    fused = joint.get("fused_batch_size") if joint.get("fuse_loss_wer") else None
     return JointCap(
         max_elements=int(cfg.data.max_joint_elements),
         subsampling_factor=int(cfg.model.encoder.subsampling_factor),
         vocab_size=vocab_size,
         num_durations=len(cfg.model.model_defaults.get("tdt_durations", [])),
         frame_shift_s=float(cfg.model.preprocessor.window_stride),
+        fused_batch_size=int(fused) if fused else None,
     )
+
+
+def bucket_caps_of(cfg: DictConfig):
+    """``data.bucket_batch_sizes``: None (max_batch_size everywhere), "auto" or a list."""
+    caps = cfg.data.get("bucket_batch_sizes")
+    return caps if caps is None or isinstance(caps, str) else tuple(int(c) for c in caps)
 
 
 def build_train_sampler(
@@ -53,8 +63,10 @@ def build_train_sampler(
         seed=int(cfg.run.seed),
         max_batch_dur=float(d.max_batch_dur),
         max_batch_size=int(d.max_batch_size),
+        bucket_batch_sizes=bucket_caps_of(cfg),
         max_tokens_in_batch=int(d.max_tokens_in_batch),
         temperature=float(d.temperature),
+        epoch_hours=float(d.epoch_hours) if d.get("epoch_hours") else None,
         bucket_edges=tuple(d.bucket_edges),
         joint=joint_cap(cfg, vocab_size),
         # Rank balancing costs the joint with this model's geometry, not the defaults'.

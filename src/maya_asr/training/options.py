@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -67,9 +68,14 @@ class DataSection:
     tokenizer_dir: str | None = None  # defaults to model.tokenizer.dir
     max_batch_dur: float = 120.0  # padded audio seconds per micro-batch
     max_batch_size: int = 16  # samples per micro-batch
+    # Per-bucket sample caps: None (max_batch_size in every bucket), "auto" (derived from the
+    # other caps: short clips get more samples) or one int per bucket.
+    bucket_batch_sizes: Any = None
     max_tokens_in_batch: int = 400  # transcript tokens per micro-batch
-    max_joint_elements: int | None = None  # optional cap on B x T_enc x (U+1) x (V+1+D)
+    # Optional cap on (B + min(B, fused_batch_size)) x T_enc x (U+1) x (V+1+D): see JointCap.
+    max_joint_elements: int | None = None
     temperature: float = 0.3  # language rebalancing: p_l ~ hours_l ** T
+    epoch_hours: float | None = None  # hours drawn per epoch (None: the usable corpus' hours)
     bucket_edges: list[float] = field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0, 16.0, 20.0])
     num_workers: int = 4  # DataLoader worker processes per rank
     val_batch_size: int = 16  # utterances per validation batch

@@ -52,13 +52,23 @@ def worst_batches(
     max_batch_size: int,
     max_tokens_in_batch: int,
     bucket_batch_sizes: Sequence[int] | None = None,
+    joint=None,
 ) -> list[WorstBatch]:
-    """One :class:`WorstBatch` per bucket under the sampler's triple cap (pure function)."""
+    """One :class:`WorstBatch` per bucket under the sampler's caps (pure function).
+    ``joint`` (a ``batch_planning.JointCap``): the sampler never builds a batch over it, so the
+    worst batch is shrunk (fewer clips, then fewer tokens) until it fits too."""
     out = []
     for b, (lo, hi) in enumerate(itertools.pairwise(bucket_edges)):
         cap = bucket_batch_sizes[b] if bucket_batch_sizes else max_batch_size
         size = max(1, min(cap, math.floor(max_batch_dur / hi), max_tokens_in_batch))
-        out.append(WorstBatch((lo, hi), size, hi, max(1, max_tokens_in_batch // size)))
+        tokens = max(1, max_tokens_in_batch // size)
+        if joint is not None:
+            while size > 1 and joint.elements(size, hi, tokens) > joint.max_elements:
+                size -= 1
+                tokens = max(1, max_tokens_in_batch // size)
+            while tokens > 1 and joint.elements(size, hi, tokens) > joint.max_elements:
+                tokens -= 1
+        out.append(WorstBatch((lo, hi), size, hi, tokens))
     return out
 
 

@@ -169,10 +169,15 @@ def build_model(cfg: DictConfig, trainer: pl.Trainer):
     return model
 
 
-def _preflight(cfg: DictConfig, model, trainer: pl.Trainer) -> None:
+def _preflight(cfg: DictConfig, model, trainer: pl.Trainer, sampler) -> None:
     d = cfg.data
     worst = worst_batches(
-        list(d.bucket_edges), d.max_batch_dur, d.max_batch_size, d.max_tokens_in_batch
+        list(d.bucket_edges),
+        d.max_batch_dur,
+        d.max_batch_size,
+        d.max_tokens_in_batch,
+        bucket_batch_sizes=sampler.budget.caps.tolist(),  # resolved when "auto"
+        joint=sampler.config.joint,
     )
     device = trainer.strategy.root_device
     model.to(device)
@@ -231,7 +236,7 @@ def train(
         # Before pre-flight: the baseline is the model as built, not as pre-flight left it.
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
     if cfg.run.preflight and ckpt_path is None:
-        _preflight(cfg, model, trainer)  # leaves every parameter and buffer as it found them
+        _preflight(cfg, model, trainer, sampler)  # leaves every parameter and buffer as found
 
     trainer.fit(
         model,

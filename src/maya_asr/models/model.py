@@ -129,6 +129,7 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self._transcribe_langs: torch.Tensor | None = None
         self._transcribe_cursor = 0
         self.encoder_frozen = False
+        self.validation_hypotheses: dict[str, list] | None = None  # of the last validation batch
 
     # ------------------------------------------------------------------ loss
     def _install_tdt_loss(self) -> None:
@@ -300,9 +301,18 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
                 p.grad = None  # AdamW skips params without grad: no move, no decay, no state
 
     def validation_pass(self, batch, batch_idx, dataloader_idx=0):
+        """NeMo's validation pass; the greedy hypotheses its WER metrics decode (TDT and CTC)
+        are kept in ``validation_hypotheses`` so per-language scoring needs no second decode."""
         batch, lang_ids = split_language_batch(batch)
-        with self.languages_of_batch(lang_ids):
-            return super().validation_pass(batch, batch_idx, dataloader_idx)
+        hyps: dict[str, list] = {"tdt": [], "ctc": []}
+        with (
+            self.languages_of_batch(lang_ids),
+            _recording(self.decoding, "rnnt_decoder_predictions_tensor", hyps["tdt"]),
+            _recording(self.ctc_decoding, "ctc_decoder_predictions_tensor", hyps["ctc"]),
+        ):
+            logs = super().validation_pass(batch, batch_idx, dataloader_idx)
+        self.validation_hypotheses = hyps
+        return logs
 
     # ------------------------------------------------------------------ inference
     def language_ids(self, language, count: int) -> torch.Tensor | None:
@@ -358,3 +368,23 @@ def _input_count(audio) -> int:
 
         return len(manifest_utils.read_manifest(items[0]))
     return len(items) if isinstance(items, (list, tuple)) else 1
+
+
+@contextlib.contextmanager
+def _recording(obj, method: str, sink: list):
+    """Within the block, every call of ``obj.<method>`` appends its hypotheses to ``sink`` (in
+    call order: NeMo's fused joint decodes a batch in sub-batches). NeMo's WER metrics decode
+    but do not return hypotheses; recording them saves decoding every validation batch twice."""
+    original = getattr(obj, method)
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        hyps = out[0] if isinstance(out, tuple) else out  # older NeMo: (best, all)
+        sink.extend(hyps)
+        return out
+
+    setattr(obj, method, recorded)
+    try:
+        yield
+    finally:
+        delattr(obj, method)

@@ -116,6 +116,14 @@ class GroupCosine(torch.optim.lr_scheduler.LRScheduler):
         self.group_names = [g.get(GROUP_KEY, HEADS) for g in optimizer.param_groups]
         super().__init__(optimizer, last_epoch)
 
+    def state_dict(self) -> dict:
+        """The position (``last_epoch``, peaks), not the settings: a resumed run follows the
+        schedule of its config (e.g. a raised --max-steps), from the step it stopped at."""
+        state = super().state_dict()
+        for key in ("spec", "group_names"):
+            state.pop(key, None)
+        return state
+
     def get_lr(self) -> list[float]:
         step = self.last_epoch
         return [

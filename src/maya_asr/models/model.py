@@ -129,6 +129,7 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self._transcribe_langs: torch.Tensor | None = None
         self._transcribe_cursor = 0
         self.encoder_frozen = False
+        self.validation_hypotheses: dict[str, list] | None = None  # of the last validation batch
 
     # ------------------------------------------------------------------ loss
     def _install_tdt_loss(self) -> None:
@@ -205,6 +206,58 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
             lang_ids = torch.full((encoded.shape[0],), -1, dtype=torch.long, device=encoded.device)
         return self.lang_embedding(encoded, lang_ids)
 
+    @contextlib.contextmanager
+    def _language_on_encoder_output(self, method: str, lang_ids: torch.Tensor | None):
+        """Within the block, ``self.encoder.<method>`` returns its output (first element of a
+        tuple) with the language vector applied. NeMo's export and cache-aware streaming call
+        these encoder methods directly, not our ``forward``; wrapping the one call keeps NeMo's
+        code paths whole instead of copying them."""
+        original = getattr(self.encoder, method)
+
+        def with_language(*args, **kwargs):
+            out = original(*args, **kwargs)
+            if isinstance(out, tuple):
+                return (self.apply_language(out[0], lang_ids), *out[1:])
+            return self.apply_language(out, lang_ids)
+
+        setattr(self.encoder, method, with_language)
+        try:
+            yield
+        finally:
+            delattr(self.encoder, method)  # the class's method again
+
+    def forward_for_export(
+        self, audio_signal, length=None, cache_last_channel=None, cache_last_time=None,
+        cache_last_channel_len=None,
+    ):  # fmt: skip
+        """NeMo's export forward (CTC head: encoder + CTC decoder in one graph) with the language
+        of ``languages_of_batch``; a (1,) id adds one language's vector to every input."""
+        method = "forward_for_export" if hasattr(self.encoder, "forward_for_export") else "forward"
+        with self._language_on_encoder_output(method, self._lang_ids):
+            return super().forward_for_export(
+                audio_signal, length, cache_last_channel, cache_last_time, cache_last_channel_len
+            )
+
+    def export(self, output: str, *args, **kwargs):
+        """NeMo's export. With a language set (``languages_of_batch``) only the one-graph CTC
+        export carries it: the TDT export writes the encoder as a subnet of its own."""
+        if self._lang_ids is not None and "encoder" in self.list_export_subnets():
+            raise ValueError(
+                "export with a language: the TDT export writes the encoder as its own subnet, "
+                "which cannot add the language vector. Export the CTC head "
+                "(model.change_decoding_strategy(decoder_type='ctc')), export without a language "
+                "(the language-free path), or fold the language into the heads with "
+                "maya_asr.models.stock_export"
+            )
+        return super().export(output, *args, **kwargs)
+
+    def conformer_stream_step(self, *args, lang_ids: torch.Tensor | None = None, **kwargs):
+        """NeMo's cache-aware streaming step with the language vector on every chunk's encoder
+        output: ``lang_ids`` (B,), else those of ``languages_of_batch`` (None: language-free)."""
+        lang_ids = lang_ids if lang_ids is not None else self._lang_ids
+        with self._language_on_encoder_output("cache_aware_stream_step", lang_ids):
+            return super().conformer_stream_step(*args, **kwargs)
+
     # ------------------------------------------------------------------ training
     def on_train_batch_start(self, batch, batch_idx, unused=0):
         out = super().on_train_batch_start(batch, batch_idx)
@@ -248,9 +301,18 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
                 p.grad = None  # AdamW skips params without grad: no move, no decay, no state
 
     def validation_pass(self, batch, batch_idx, dataloader_idx=0):
+        """NeMo's validation pass; the greedy hypotheses its WER metrics decode (TDT and CTC)
+        are kept in ``validation_hypotheses`` so per-language scoring needs no second decode."""
         batch, lang_ids = split_language_batch(batch)
-        with self.languages_of_batch(lang_ids):
-            return super().validation_pass(batch, batch_idx, dataloader_idx)
+        hyps: dict[str, list] = {"tdt": [], "ctc": []}
+        with (
+            self.languages_of_batch(lang_ids),
+            _recording(self.decoding, "rnnt_decoder_predictions_tensor", hyps["tdt"]),
+            _recording(self.ctc_decoding, "ctc_decoder_predictions_tensor", hyps["ctc"]),
+        ):
+            logs = super().validation_pass(batch, batch_idx, dataloader_idx)
+        self.validation_hypotheses = hyps
+        return logs
 
     # ------------------------------------------------------------------ inference
     def language_ids(self, language, count: int) -> torch.Tensor | None:
@@ -258,8 +320,9 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         return language_ids(language, count, self.cfg.languages)
 
     @torch.no_grad()
-    def transcribe(self, audio, language=None, batch_size: int = 4, **kwargs):
-        """NeMo's ``transcribe`` with an optional language code (or one per input).
+    def transcribe(self, audio, batch_size: int = 4, *args, language=None, **kwargs):
+        """NeMo's ``transcribe`` (same positional arguments) with an optional keyword-only
+        language code, or one per input (per row of a manifest).
 
         Without a language the language-free path is used. Returns what NeMo returns
         (``Hypothesis`` objects in NeMo 3.0).
@@ -267,13 +330,20 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         if language is not None:
             if isinstance(audio, torch.utils.data.DataLoader):
                 raise ValueError("pass lang_ids inside the DataLoader's batches, not `language`")
-            count = len(audio) if isinstance(audio, (list, tuple)) else 1
-            self._transcribe_langs = self.language_ids(language, count)
+            self._transcribe_langs = self.language_ids(language, _input_count(audio))
         self._transcribe_cursor = 0
         try:
-            return super().transcribe(audio, batch_size=batch_size, **kwargs)
+            return super().transcribe(audio, batch_size, *args, **kwargs)
         finally:
             self._transcribe_langs = None
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        """NeMo's predict step on our batches: the 5th element is ``lang_ids`` (lf_asr schema),
+        not a sample id; the ids returned are the rows' positions in the batch."""
+        batch, lang_ids = split_language_batch(batch)
+        rows = torch.arange(batch[0].shape[0])
+        with self.languages_of_batch(lang_ids):
+            return super().predict_step((*batch, rows), batch_idx, dataloader_idx)
 
     def _transcribe_forward(self, batch, trcfg):
         lang_ids = None
@@ -286,3 +356,35 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
             lang_ids = batch[4]
         with self.languages_of_batch(lang_ids):
             return super()._transcribe_forward(batch, trcfg)
+
+
+def _input_count(audio) -> int:
+    """How many utterances ``transcribe(audio)`` decodes: a manifest (.json/.jsonl path, as NeMo
+    detects it) counts its rows, read with NeMo's manifest reader."""
+    items = [audio] if isinstance(audio, str) else audio
+    single = isinstance(items, (list, tuple)) and len(items) == 1 and isinstance(items[0], str)
+    if single and items[0].endswith((".json", ".jsonl")):
+        from nemo.collections.asr.parts.utils import manifest_utils
+
+        return len(manifest_utils.read_manifest(items[0]))
+    return len(items) if isinstance(items, (list, tuple)) else 1
+
+
+@contextlib.contextmanager
+def _recording(obj, method: str, sink: list):
+    """Within the block, every call of ``obj.<method>`` appends its hypotheses to ``sink`` (in
+    call order: NeMo's fused joint decodes a batch in sub-batches). NeMo's WER metrics decode
+    but do not return hypotheses; recording them saves decoding every validation batch twice."""
+    original = getattr(obj, method)
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        hyps = out[0] if isinstance(out, tuple) else out  # older NeMo: (best, all)
+        sink.extend(hyps)
+        return out
+
+    setattr(obj, method, recorded)
+    try:
+        yield
+    finally:
+        delattr(obj, method)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from maya_asr.models.lr_schedule import lr_table
 from maya_asr.training.callbacks import AtomicModelCheckpoint, AudioThroughput
 from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
+from maya_asr.training.ddp_comm import SkipFrozenAllReduce
 from maya_asr.training.options import validate
 from maya_asr.training.preflight import run_preflight, worst_batches
 from maya_asr.training.resume import SamplerResume, find_resume_checkpoint
@@ -212,7 +213,8 @@ def train(
         save_top_k=-1,
         save_last=True,
     )
-    callbacks: list = [checkpoint, *(extra_callbacks or [])]
+    # SkipFrozenAllReduce: no all-reduce of the frozen encoder's zero gradients under DDP.
+    callbacks: list = [checkpoint, SkipFrozenAllReduce(), *(extra_callbacks or [])]
     trainer = build_trainer(cfg, run_dir, callbacks)
     bad_log = run_dir / f"bad_samples.rank{trainer.global_rank}.jsonl"
     trainer.callbacks.append(AudioThroughput(bad_sample_log=bad_log))

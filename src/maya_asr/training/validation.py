@@ -65,7 +65,7 @@ def flat_metrics(scores: dict[str, dict[str, Score]]) -> dict[str, float]:
 
 
 class LanguageValidation(pl.Callback):
-    """Decodes every validation batch with both heads and logs per-language WER/CER.
+    """Scores every validation batch's hypotheses of both heads and logs per-language WER/CER.
 
     ``batches`` are this rank's row lists in loader order (see ``validation_batches``); rows that
     repeat across ranks are scored once. The table of the last validation is written to
@@ -85,7 +85,14 @@ class LanguageValidation(pl.Callback):
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        decoded = decode_batch(pl_module, batch)
+        # The Maya model keeps the hypotheses its validation step decoded already; decode here
+        # only for a module that does not (one decode per batch either way).
+        recorded = getattr(pl_module, "validation_hypotheses", None)
+        if recorded is not None:
+            decoded = {head: _texts(recorded[head]) for head in HEADS}
+            pl_module.validation_hypotheses = None
+        else:
+            decoded = decode_batch(pl_module, batch)
         for i, row in enumerate(self.batches[batch_idx]):
             self._hyps[row] = {head: decoded[head][i] for head in HEADS}
 

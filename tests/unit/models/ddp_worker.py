@@ -16,6 +16,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from model_support import smoke_config
 
 from maya_asr.models import MayaHybridTDTCTCModel
+from maya_asr.training.ddp_comm import SkipFrozenAllReduce
 
 
 class _Snapshots(pl.Callback):
@@ -53,15 +54,16 @@ def main() -> None:
              torch.randint(0, model.tokenizer.vocab_size, (2, 5), generator=g),
              torch.tensor([5, 4]), lang)
         )  # fmt: skip
-    snaps = _Snapshots()
+    snaps, comm = _Snapshots(), SkipFrozenAllReduce()
     trainer = pl.Trainer(
         max_steps=5, accelerator="cpu", devices=2, num_nodes=1,
         strategy=DDPStrategy(process_group_backend="gloo", find_unused_parameters=False),
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[snaps], use_distributed_sampler=False,
+        enable_model_summary=False, callbacks=[snaps, comm], use_distributed_sampler=False,
     )  # fmt: skip
     trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     torch.save(snaps.rows, out_dir / f"rank{rank}.pt")
+    torch.save(comm.per_step, out_dir / f"comm{rank}.pt")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,12 @@ def test_two_rank_ddp_keeps_ranks_identical_without_unused_parameter_errors(
     for a, b in zip(rows[0], rows[1], strict=True):  # every parameter, every step, bit for bit
         for key in a["state"]:
             assert torch.equal(a["state"][key], b["state"][key]), (a["step"], key)
+    # While frozen, the encoder-only buckets are not all-reduced (SkipFrozenAllReduce).
+    comm = torch.load(tmp_path / "comm0.pt", weights_only=False)  # (reduced, skipped) per step
+    assert len(comm) == 5
+    print(f"all-reduced bytes per step (reduced, skipped): {comm}")
+    assert all(skipped > 0 for _, skipped in comm[:2]) and all(s == 0 for _, s in comm[2:])
+    assert all(comm[0][0] < reduced for reduced, _ in comm[2:])
     # The encoder did not move while frozen and moved (identically) once unfrozen.
     enc = [k for k in rows[0][0]["state"] if k.startswith("encoder.") and k.endswith("weight")]
     assert all(torch.equal(rows[0][0]["state"][k], rows[0][1]["state"][k]) for k in enc)

@@ -100,3 +100,9 @@ def test_nemo_builds_group_cosine_for_the_models_named_groups(en_tokenizer_dir):
         optimizer.step()
         schedule.step()
     assert optimizer.param_groups[1]["lr"] == pytest.approx(2e-6)  # 10% of the encoder peak
+    # A resume restores the position, and follows the resumed config's settings.
+    longer = GroupCosine(
+        optimizer, max_steps=20, warmup_steps=2, encoder_rewarmup_steps=2, encoder_freeze_steps=3
+    )
+    longer.load_state_dict(schedule.state_dict())
+    assert longer.last_epoch == 10 and longer.spec.max_steps == 20

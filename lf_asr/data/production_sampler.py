@@ -207,20 +207,47 @@ def plan_epoch(
         budget = stream_budget(duration_s, lang, num_tokens, num_languages, config, seed)
     start = budget.draws * epoch if stream_start is None else np.asarray(stream_start, np.int64)
     rows = budget.streams.draw(start, budget.draws)
-    packed = bp.pack_batches(
-        rows,
-        duration_s,
-        num_tokens,
-        budget.bucket,
-        budget.caps,
-        config.max_batch_dur,
-        config.max_tokens_in_batch,
-        config.joint,
-        config.pool_size,
-        rng_pack,
-    )
-    costs = bp.batch_costs(packed.sizes, packed.max_duration_s, packed.max_tokens, config.cost)
-    steps = bp.assign_steps(costs, world_size, config.accumulate_grad_batches, rng_steps)
+    chapter = budget.streams.chapters(start, budget.draws)
+    # Rows grouped by chapter (stable 16-bit radix sort), each chapter packed and its micro-
+    # batches assigned to steps on its own, chapters in order (LanguageStreams.chapters).
+    order = np.argsort(chapter, kind="stable")
+    rows, chapter = rows[order], chapter[order]
+    del order
+    bounds = np.flatnonzero(np.r_[True, chapter[1:] != chapter[:-1], True]) if len(rows) else [0]
+    del chapter
+    parts, step_parts = [], []
+    carry = np.zeros(0, np.int64)  # micro-batches a chapter could not fill a step with
+    carry_costs = np.zeros(0)
+    cost_parts = []
+    first_id = 0
+    for c0, c1 in itertools.pairwise(bounds):
+        part = bp.pack_batches(
+            rows[c0:c1],
+            duration_s,
+            num_tokens,
+            budget.bucket,
+            budget.caps,
+            config.max_batch_dur,
+            config.max_tokens_in_batch,
+            config.joint,
+            config.pool_size,
+            rng_pack,
+        )
+        parts.append(part)
+        part_costs = bp.batch_costs(part.sizes, part.max_duration_s, part.max_tokens, config.cost)
+        cost_parts.append(part_costs)
+        ids = np.r_[carry, first_id + np.arange(part.num_batches)]
+        first_id += part.num_batches
+        cost_of = np.r_[carry_costs, part_costs] if len(carry) else part_costs
+        st = bp.assign_steps(cost_of, world_size, config.accumulate_grad_batches, rng_steps)
+        left = np.ones(len(ids), bool)
+        left[st.reshape(-1)] = False
+        carry, carry_costs = ids[left], cost_of[left]
+        step_parts.append(ids[st])
+    packed = bp.concat_packed(parts)
+    costs = np.concatenate(cost_parts) if cost_parts else np.zeros(0)
+    accum = config.accumulate_grad_batches
+    steps = np.concatenate(step_parts) if step_parts else np.zeros((0, world_size, accum), np.int64)
     used = np.zeros(packed.num_batches, bool)
     used[steps.reshape(-1)] = True
     left_over = np.concatenate(  # rows of the micro-batches assign_steps left out
@@ -240,6 +267,7 @@ def plan_epoch(
         "dropped_over_cap": budget.over_cap + packed.dropped_over_cap,
         "selected_rows": len(rows),
         "micro_batches": packed.num_batches,
+        "chapters": len(bounds) - 1,
         "dropped_remainder_batches": int((~used).sum()),
         "steps": int(steps.shape[0]),
         "bucket_caps": budget.caps.tolist(),

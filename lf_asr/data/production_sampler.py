@@ -397,15 +397,43 @@ class ProductionBatchSampler:
         ``config_fields`` are ``SamplerConfig`` fields (max_batch_dur, max_batch_size,
         max_tokens_in_batch, temperature, bucket_edges, joint, accumulate_grad_batches, ...)."""
         dur, lang, tok, names = load_sampler_columns(path)
+        return cls.from_columns(
+            dur,
+            lang,
+            tok,
+            names,
+            languages=languages,
+            config=SamplerConfig(**config_fields),
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        duration_s: np.ndarray,
+        lang: np.ndarray,
+        num_tokens: np.ndarray,
+        names: Sequence[str],
+        *,
+        languages: Sequence[str] | None = None,
+        config: SamplerConfig | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+    ) -> ProductionBatchSampler:
+        """From ``load_sampler_columns``' output; ``languages`` fixes the code order (the
+        model's language list), else the index's order of appearance is kept."""
         if languages is not None:
             lang = _language_codes(names, languages)[lang] if len(names) else lang
             names = list(languages)
         return cls(
-            dur,
+            duration_s,
             lang,
-            tok,
-            languages=names,
-            config=SamplerConfig(**config_fields),
+            num_tokens,
+            languages=list(names),
+            config=config,
             rank=rank,
             world_size=world_size,
             seed=seed,
@@ -458,6 +486,12 @@ class ProductionBatchSampler:
         if self._cache is None or self._cache[0] != key:
             plan = self.plan()
             self._cache = (key, plan.rank_batches(self.rank), plan.stats)
+        if self.position > len(self._cache[1]):
+            position, self.position = self.position, 0
+            raise ValueError(
+                f"batches_consumed={position} exceeds the {len(self._cache[1])} batches of "
+                f"epoch {self.epoch}: the index or sampler config changed since the checkpoint"
+            )
         return self._cache[1]
 
     @property
@@ -544,11 +578,8 @@ class ProductionBatchSampler:
         self.epoch = int(state["epoch"])
         self._stream_offset = drawn - self.epoch * self.budget.draws
         self.position = int(state["batches_consumed"])
-        if self.position > len(self._my_batches()):
-            raise ValueError(
-                f"batches_consumed={self.position} exceeds the {len(self)} batches of epoch "
-                f"{self.epoch}: the index or sampler config changed since the checkpoint"
-            )
+        # Checked when the epoch is planned (_my_batches): planning 50M rows takes a minute,
+        # restoring the state should not.
 
     def plan_fingerprint(self) -> str:
         """Changes when the rows, their languages or the config change: a restored position is

@@ -135,6 +135,13 @@ bench-sampler: setup  ## sampler vs Lhotse, shares, DDP balance, 50M-row plan ->
 
 bench-loader: bench-reader bench-sampler  ## both loader benchmarks
 
+# The production data path at production size on this box: index of REHEARSAL_ROWS synthetic
+# rows over real shard bytes (built once under artifacts/rehearsal/), 8 simulated ranks.
+REHEARSAL_ROWS ?= 50000000
+.PHONY: rehearsal
+rehearsal: setup  ## 50M-row index, 8 ranks: plan, coverage, resume, loader -> artifacts/bench/rehearsal.json
+	$(PY) scripts/rehearsal.py --rows $(REHEARSAL_ROWS)
+
 # ---------------------------------------------------------------- ops
 # R2 settings come from the environment or a chmod-600 .env (see README, "Operations").
 PROD_EXPECT_GPUS ?= 8

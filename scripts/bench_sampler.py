@@ -7,6 +7,9 @@ outside the default buckets and are dropped for every sampler):
     max_duration=120, max_cuts=16 on the same clips;
   * language shares over an epoch against the temperature target (T=0.3);
   * DDP balance with 8 simulated ranks: per-step max/mean rank cost, equal step counts;
+  * audio seconds per micro-batch, batch size and padding per bucket: one sample cap of 16 for
+    every bucket (the old default) against `bucket_batch_sizes: auto` with the production joint
+    cap and the 20-40 s bucket (configs/train/stage1_prod_8xh200.yaml);
   * planning speed (rows/s) of ours and Lhotse's (cuts/s);
   * one epoch over --plan-rows rows (default 50M) in a fresh process pinned to one core: wall
     time and peak RSS.
@@ -211,6 +214,25 @@ def main() -> None:
         "epoch_hours": round(plan.stats["epoch_hours"], 1),
         **efficiency_of_plan(plan),
     }
+    from lf_asr.data.batch_planning import JointCap
+    from maya_asr.data.rehearsal import plan_quality
+
+    def per_bucket(sampler) -> list:
+        q = plan_quality(sampler.plan(), sampler)
+        return [
+            {k: b[k] for k in ("bucket_s", "cap", "mean_batch_size", "mean_audio_s",
+                               "padding_efficiency")}
+            for b in q["buckets"]
+        ]  # fmt: skip
+
+    prod_joint = JointCap(8113841060, 8, 32000, 5, fused_batch_size=4)
+    result["audio_per_micro_batch_T0.3"] = {
+        "cap_16_every_bucket": per_bucket(ours(d, lang, tok, temperature=0.3)),
+        "auto_caps_prod_joint_cap": per_bucket(
+            ours(d, lang, tok, temperature=0.3, bucket_batch_sizes="auto", joint=prod_joint,
+                 bucket_edges=(0, 4, 8, 12, 16, 20, 40))
+        ),
+    }  # fmt: skip
     result["ddp_8_ranks"] = [
         ddp_balance(
             lambda r, a=a: ours(d, lang, tok, world_size=8, rank=r, accumulate_grad_batches=a), a

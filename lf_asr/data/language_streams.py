@@ -124,6 +124,30 @@ class LanguageStreams:
             return np.zeros(0, self.rows.dtype)
         return np.concatenate(out)
 
+    def chapters(self, start: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Chapter (int16) of every row of ``draw(start, count)``, in that order.
+
+        An epoch's rows are consumed in shuffled order, which would mix a stream's pass k with
+        its pass k+1: a small language drawn 3 passes in one epoch would see only ~63% of its
+        rows by the time it had drawn as many as it has. So the epoch is cut into chapters at
+        every pass boundary of every stream (as fractions of the epoch); rows of chapter c are
+        trained before those of c+1, and inside one chapter no stream changes pass, so any order
+        is safe. Chapters are also proportional slices of every language."""
+        cuts = []
+        for s, c, n in zip(start.tolist(), count.tolist(), self.sizes.tolist(), strict=True):
+            if c > 0 and n > 0:
+                j = np.arange(n - s % n, c, n)  # positions in this epoch where a pass begins
+                cuts.append(j / c)
+        cuts = np.unique(np.concatenate(cuts)) if cuts else np.zeros(0)
+        if len(cuts) >= 2**15:
+            raise ValueError(f"{len(cuts)} pass boundaries in one epoch: lower epoch_hours")
+        out = []
+        for c, n in zip(count.tolist(), self.sizes.tolist(), strict=True):
+            if c > 0 and n > 0:
+                frac = np.arange(c) / c
+                out.append(np.searchsorted(cuts, frac, side="right").astype(np.int16))
+        return np.concatenate(out) if out else np.zeros(0, np.int16)
+
     def positions(self, drawn: np.ndarray) -> list[list[int]]:
         """(pass, position in pass) of every stream after ``drawn`` rows."""
         n = np.maximum(self.sizes, 1)

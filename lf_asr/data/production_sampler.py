@@ -207,20 +207,47 @@ def plan_epoch(
         budget = stream_budget(duration_s, lang, num_tokens, num_languages, config, seed)
     start = budget.draws * epoch if stream_start is None else np.asarray(stream_start, np.int64)
     rows = budget.streams.draw(start, budget.draws)
-    packed = bp.pack_batches(
-        rows,
-        duration_s,
-        num_tokens,
-        budget.bucket,
-        budget.caps,
-        config.max_batch_dur,
-        config.max_tokens_in_batch,
-        config.joint,
-        config.pool_size,
-        rng_pack,
-    )
-    costs = bp.batch_costs(packed.sizes, packed.max_duration_s, packed.max_tokens, config.cost)
-    steps = bp.assign_steps(costs, world_size, config.accumulate_grad_batches, rng_steps)
+    chapter = budget.streams.chapters(start, budget.draws)
+    # Rows grouped by chapter (stable 16-bit radix sort), each chapter packed and its micro-
+    # batches assigned to steps on its own, chapters in order (LanguageStreams.chapters).
+    order = np.argsort(chapter, kind="stable")
+    rows, chapter = rows[order], chapter[order]
+    del order
+    bounds = np.flatnonzero(np.r_[True, chapter[1:] != chapter[:-1], True]) if len(rows) else [0]
+    del chapter
+    parts, step_parts = [], []
+    carry = np.zeros(0, np.int64)  # micro-batches a chapter could not fill a step with
+    carry_costs = np.zeros(0)
+    cost_parts = []
+    first_id = 0
+    for c0, c1 in itertools.pairwise(bounds):
+        part = bp.pack_batches(
+            rows[c0:c1],
+            duration_s,
+            num_tokens,
+            budget.bucket,
+            budget.caps,
+            config.max_batch_dur,
+            config.max_tokens_in_batch,
+            config.joint,
+            config.pool_size,
+            rng_pack,
+        )
+        parts.append(part)
+        part_costs = bp.batch_costs(part.sizes, part.max_duration_s, part.max_tokens, config.cost)
+        cost_parts.append(part_costs)
+        ids = np.r_[carry, first_id + np.arange(part.num_batches)]
+        first_id += part.num_batches
+        cost_of = np.r_[carry_costs, part_costs] if len(carry) else part_costs
+        st = bp.assign_steps(cost_of, world_size, config.accumulate_grad_batches, rng_steps)
+        left = np.ones(len(ids), bool)
+        left[st.reshape(-1)] = False
+        carry, carry_costs = ids[left], cost_of[left]
+        step_parts.append(ids[st])
+    packed = bp.concat_packed(parts)
+    costs = np.concatenate(cost_parts) if cost_parts else np.zeros(0)
+    accum = config.accumulate_grad_batches
+    steps = np.concatenate(step_parts) if step_parts else np.zeros((0, world_size, accum), np.int64)
     used = np.zeros(packed.num_batches, bool)
     used[steps.reshape(-1)] = True
     left_over = np.concatenate(  # rows of the micro-batches assign_steps left out
@@ -240,6 +267,7 @@ def plan_epoch(
         "dropped_over_cap": budget.over_cap + packed.dropped_over_cap,
         "selected_rows": len(rows),
         "micro_batches": packed.num_batches,
+        "chapters": len(bounds) - 1,
         "dropped_remainder_batches": int((~used).sum()),
         "steps": int(steps.shape[0]),
         "bucket_caps": budget.caps.tolist(),
@@ -369,15 +397,43 @@ class ProductionBatchSampler:
         ``config_fields`` are ``SamplerConfig`` fields (max_batch_dur, max_batch_size,
         max_tokens_in_batch, temperature, bucket_edges, joint, accumulate_grad_batches, ...)."""
         dur, lang, tok, names = load_sampler_columns(path)
+        return cls.from_columns(
+            dur,
+            lang,
+            tok,
+            names,
+            languages=languages,
+            config=SamplerConfig(**config_fields),
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        duration_s: np.ndarray,
+        lang: np.ndarray,
+        num_tokens: np.ndarray,
+        names: Sequence[str],
+        *,
+        languages: Sequence[str] | None = None,
+        config: SamplerConfig | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+    ) -> ProductionBatchSampler:
+        """From ``load_sampler_columns``' output; ``languages`` fixes the code order (the
+        model's language list), else the index's order of appearance is kept."""
         if languages is not None:
             lang = _language_codes(names, languages)[lang] if len(names) else lang
             names = list(languages)
         return cls(
-            dur,
+            duration_s,
             lang,
-            tok,
-            languages=names,
-            config=SamplerConfig(**config_fields),
+            num_tokens,
+            languages=list(names),
+            config=config,
             rank=rank,
             world_size=world_size,
             seed=seed,
@@ -430,6 +486,12 @@ class ProductionBatchSampler:
         if self._cache is None or self._cache[0] != key:
             plan = self.plan()
             self._cache = (key, plan.rank_batches(self.rank), plan.stats)
+        if self.position > len(self._cache[1]):
+            position, self.position = self.position, 0
+            raise ValueError(
+                f"batches_consumed={position} exceeds the {len(self._cache[1])} batches of "
+                f"epoch {self.epoch}: the index or sampler config changed since the checkpoint"
+            )
         return self._cache[1]
 
     @property
@@ -516,11 +578,8 @@ class ProductionBatchSampler:
         self.epoch = int(state["epoch"])
         self._stream_offset = drawn - self.epoch * self.budget.draws
         self.position = int(state["batches_consumed"])
-        if self.position > len(self._my_batches()):
-            raise ValueError(
-                f"batches_consumed={self.position} exceeds the {len(self)} batches of epoch "
-                f"{self.epoch}: the index or sampler config changed since the checkpoint"
-            )
+        # Checked when the epoch is planned (_my_batches): planning 50M rows takes a minute,
+        # restoring the state should not.
 
     def plan_fingerprint(self) -> str:
         """Changes when the rows, their languages or the config change: a restored position is

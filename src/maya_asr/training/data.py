@@ -12,7 +12,11 @@ from omegaconf import DictConfig
 
 from lf_asr.data.batch_planning import CostModel, JointCap
 from lf_asr.data.dataset import DatasetConfig, ProductionDataset, collate
-from lf_asr.data.production_sampler import ProductionBatchSampler
+from lf_asr.data.production_sampler import (
+    ProductionBatchSampler,
+    SamplerConfig,
+    load_sampler_columns,
+)
 from lf_asr.data.schema import NO_LANGUAGE, TARGET_SAMPLE_RATE
 
 
@@ -51,16 +55,11 @@ def bucket_caps_of(cfg: DictConfig):
     return caps if caps is None or isinstance(caps, str) else tuple(int(c) for c in caps)
 
 
-def build_train_sampler(
-    cfg: DictConfig, languages: Sequence[str], vocab_size: int, rank: int, world_size: int
-) -> ProductionBatchSampler:
+def sampler_config(cfg: DictConfig, vocab_size: int) -> SamplerConfig:
+    """The sampler's caps, buckets and balancing from a run config (``data:`` and the model's
+    geometry); also used by the rehearsal (scripts/rehearsal.py) on the production config."""
     d = cfg.data
-    return ProductionBatchSampler.from_parquet(
-        d.train_parquet,
-        languages=list(languages),
-        rank=rank,
-        world_size=world_size,
-        seed=int(cfg.run.seed),
+    return SamplerConfig(
         max_batch_dur=float(d.max_batch_dur),
         max_batch_size=int(d.max_batch_size),
         bucket_batch_sizes=bucket_caps_of(cfg),
@@ -76,6 +75,23 @@ def build_train_sampler(
             num_durations=len(cfg.model.model_defaults.get("tdt_durations", [])),
         ),
         accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
+    )
+
+
+def build_train_sampler(
+    cfg: DictConfig, languages: Sequence[str], vocab_size: int, rank: int, world_size: int
+) -> ProductionBatchSampler:
+    dur, lang, tok, names = load_sampler_columns(cfg.data.train_parquet)
+    return ProductionBatchSampler.from_columns(
+        dur,
+        lang,
+        tok,
+        names,
+        languages=list(languages),
+        config=sampler_config(cfg, vocab_size),
+        rank=rank,
+        world_size=world_size,
+        seed=int(cfg.run.seed),
     )
 
 

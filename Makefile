@@ -165,7 +165,7 @@ PARAKEET_NEMO ?= pretrained/parakeet-tdt-1.1b.nemo
 ENCODER_PT ?= pretrained/parakeet_tdt_1.1b_encoder.pt
 EXPORT_LANG ?= none
 
-.PHONY: extract-encoder export-stock bench-model
+.PHONY: extract-encoder export-stock bench-model gpu-check
 
 extract-encoder: setup  ## write $(ENCODER_PT) from $(PARAKEET_NEMO) (the pretrained encoder)
 	$(PY) scripts/extract_encoder.py --nemo $(PARAKEET_NEMO) --output $(ENCODER_PT)
@@ -177,6 +177,9 @@ export-stock: setup  ## plain NeMo .nemo from MODEL=<ours.nemo> for EXPORT_LANG=
 bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; prod param count
 	$(PY) scripts/bench_tdt_loss.py
 	$(PY) scripts/bench_model.py --param-count
+
+gpu-check: setup  ## one H200, <8 min: smoke bf16+numba, prod pre-flight, 50 steps (MFU), RTFx (CPU: tiny variant)
+	$(PY) scripts/gpu_check.py
 
 # ---------------------------------------------------------------- inference and evaluation
 MODEL ?=

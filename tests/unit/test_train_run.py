@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from omegaconf import OmegaConf
+from train_support import REPO, SMOKE, smoke_train_config
 
-from maya_asr.training.options import FLAG_KEYS, build_config
-
-REPO = Path(__file__).parents[2]
-SMOKE = REPO / "configs" / "train" / "smoke.yaml"
 pytestmark = pytest.mark.slow
 
-
-def _cfg(art, run_dir, max_steps, **extra):
-    flags = {name: None for name in FLAG_KEYS}
-    flags.update(
-        train_parquet=str(art["index"]),
-        max_steps=max_steps,
-        grad_accum=1,
-        freeze_encoder_steps=1,
-        ctc_warmup_steps=2,
-        max_batch_dur=20.0,
-        max_batch_size=4,
-        num_workers=0,
-        checkpoint_every=2,
-        val_every=1000,
-        run_dir=str(run_dir),
-        no_preflight=True,
-        **extra,
-    )
-    overrides = [f"model.tokenizer.dir={art['tokenizer_dir']}", "data.val_manifest=null"]
-    return build_config(OmegaConf.load(SMOKE), flags, overrides)
+_cfg = smoke_train_config
 
 
 class Recorder(pl.Callback):
@@ -100,6 +77,11 @@ def test_smoke_flag_trains_validates_and_exports(tiny_artifacts, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "--smoke: model shrunk" in run.stderr
     assert "pre-flight ok" in run.stderr
+    # stdout/stderr are pipes here, as under nohup: plain lines every --log-every steps, no bar
+    plain = [ln for ln in run.stderr.splitlines() if re.search(r"maya_asr.train: step \d+/4", ln)]
+    assert [re.search(r"step (\d+)/4", ln)[1] for ln in plain] == ["2", "4"]
+    assert all(" loss " in ln and " lr " in ln and " audio " in ln for ln in plain), plain
+    assert "\r" not in run.stderr and "\r" not in run.stdout
     run_dir = tmp_path / "smoke"
     assert (run_dir / "model.nemo").exists() and (run_dir / "config.yaml").exists()
     assert (run_dir / "checkpoints" / "last.ckpt").exists()

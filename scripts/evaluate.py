@@ -16,7 +16,14 @@ report.png and predictions/<model>.<head>.jsonl under --out-dir, and prints the 
 Scoring normalisation (shared with training validation, maya_asr.text.scoring): NFC, ZWJ/ZWNJ
 removed, nukta letters folded to one spelling (--nukta drop also removes nuktas), native digits
 to ASCII (--digits keep to keep them), punctuation and danda stripped, Latin lower-cased.
-Rows' languages are passed to models that take one (--language none to never pass them).
+Language: a model that takes one (ours) is scored both with each row's language and
+language-free (no language, as every stock NeMo client calls it: the model's language-ID when it
+has one, else its language-free path); the report adds a per-language table of the two CERs and
+their ratio. --language auto scores only with the language, --language none only without.
+Models that take no language are scored language-free.
+
+Chart (report.png): the first model's CER per language on its own scale; with --compare, a
+second panel of every model's overall CER per head (log scale: before/after training).
 """
 
 from __future__ import annotations
@@ -44,7 +51,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--decoders", default="", help="heads to run, e.g. tdt or tdt,ctc (default all)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
-    p.add_argument("--language", choices=("auto", "none"), default="auto")
+    p.add_argument(
+        "--language",
+        choices=("both", "auto", "none"),
+        default="both",
+        help="score with each row's language and language-free (both), with it only (auto) or "
+        "language-free only (none); default both",
+    )
     p.add_argument("--nukta", choices=("fold", "drop", "keep"), default="fold")
     p.add_argument("--digits", choices=("ascii", "keep"), default="ascii")
     p.add_argument("--no-progress", action="store_true")

@@ -74,3 +74,21 @@ def tiny_artifacts(tiny_corpus, tmp_path_factory):
         if run.returncode != 0:
             pytest.fail(f"{script} failed:\n{run.stderr[-2000:]}")
     return {"index": index, "val_manifest": val, "tokenizer_dir": tok}
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tiny_artifacts, tmp_path_factory):
+    """A model trained for 2 steps by the real training code on the tiny corpus, as `make smoke`
+    trains (smoke config, production data path): {"model": model.nemo, "init": model_init.nemo
+    (the untrained baseline), "cfg": the run's merged config}."""
+    from train_support import smoke_train_config
+
+    from maya_asr.training.run import train
+
+    out = tmp_path_factory.mktemp("tiny_trained_run")
+    cfg = smoke_train_config(
+        tiny_artifacts, out / "run", 2, val_manifest=str(tiny_artifacts["val_manifest"])
+    )
+    cfg.run.save_initial = True
+    result = train(cfg)
+    return {"model": result.nemo_path, "init": result.run_dir / "model_init.nemo", "cfg": cfg}

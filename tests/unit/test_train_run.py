@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from omegaconf import OmegaConf
+from train_support import REPO, SMOKE, smoke_train_config
 
-from maya_asr.training.options import FLAG_KEYS, build_config
-
-REPO = Path(__file__).parents[2]
-SMOKE = REPO / "configs" / "train" / "smoke.yaml"
 PROD = REPO / "configs" / "train" / "stage1_prod_8xh200.yaml"
 pytestmark = pytest.mark.slow
 
-
-def _cfg(art, run_dir, max_steps, dotlist=(), **extra):
-    flags = {name: None for name in FLAG_KEYS}
-    flags.update(
-        train_parquet=str(art["index"]),
-        max_steps=max_steps,
-        grad_accum=1,
-        freeze_encoder_steps=1,
-        ctc_warmup_steps=2,
-        max_batch_dur=20.0,
-        max_batch_size=4,
-        num_workers=0,
-        checkpoint_every=2,
-        val_every=1000,
-        run_dir=str(run_dir),
-        no_preflight=True,
-        **extra,
-    )
-    overrides = [f"model.tokenizer.dir={art['tokenizer_dir']}", "data.val_manifest=null"]
-    overrides += list(dotlist)
-    return build_config(OmegaConf.load(SMOKE), flags, overrides)
+_cfg = smoke_train_config
 
 
 class Recorder(pl.Callback):
@@ -127,6 +103,11 @@ def test_smoke_flag_on_the_production_config_trains_validates_and_exports(tiny_a
     assert "encoder LR 2e-05 -> 0.001" in run.stderr
     assert "learning rates (GroupCosine)" in run.stderr
     assert "pre-flight ok" in run.stderr
+    # stdout/stderr are pipes here, as under nohup: plain lines every --log-every steps, no bar
+    plain = [ln for ln in run.stderr.splitlines() if re.search(r"maya_asr.train: step \d+/4", ln)]
+    assert [re.search(r"step (\d+)/4", ln)[1] for ln in plain] == ["2", "4"]
+    assert all(" loss " in ln and " lr " in ln and " audio " in ln for ln in plain), plain
+    assert "\r" not in run.stderr and "\r" not in run.stdout
     run_dir = tmp_path / "smoke"
     assert (run_dir / "model.nemo").exists() and (run_dir / "config.yaml").exists()
     assert (run_dir / "checkpoints" / "last.ckpt").exists()

@@ -5,6 +5,11 @@ manifest is transcribed, scored with :func:`maya_asr.inference.error_rates.score
 (overall and per language, under one :class:`ScoringPolicy`) and timed (RTFx: seconds of audio
 per second spent in the model's ``transcribe``; audio decoding and resampling are not counted,
 and one untimed warm-up batch runs first so one-off set-up does not count either).
+
+A model that takes a language (ours) is scored twice per head by default (language mode
+``both``): with each row's language, and *language-free* (``language=None``, what every stock
+NeMo client does: the model's own language-ID when it has one, else the language-free path).
+The report then shows the two side by side. Models without a language are scored language-free.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from maya_asr.inference.transcriber import (
 from maya_asr.text.scoring import DEFAULT_POLICY, ScoringPolicy
 
 UNKNOWN_LANGUAGE = "unknown"  # scoring bucket of rows without a language field
-LANGUAGE_MODES = ("auto", "none")
+# both: each row's language when the model takes one, and language-free; auto: only the former
+# (language-free for models that take none); none: only language-free.
+LANGUAGE_MODES = ("both", "auto", "none")
 
 
 @dataclass
@@ -43,10 +50,18 @@ class SystemResult:
     stats: RunStats
     language_given: bool  # whether each row's language was passed to the model
     transcripts: list[Transcript] = field(default_factory=list, repr=False)
+    takes_language: bool = False  # the model's transcribe takes a language (ours)
 
     @property
     def name(self) -> str:
-        return f"{self.model}/{self.decoder}"
+        """``model/head``; ``model/head/free`` for the language-free run of a model that takes a
+        language (a model that takes none is always language-free: no suffix)."""
+        free = self.takes_language and not self.language_given
+        return f"{self.model}/{self.decoder}" + ("/free" if free else "")
+
+    @property
+    def file_stem(self) -> str:
+        return self.name.replace("/", ".")
 
 
 def check_references(inputs: Sequence[AudioInput]) -> None:
@@ -73,7 +88,7 @@ def evaluate_model(
     decoders: Sequence[str] | None = None,
     batch_size: int = 16,
     device: str = "auto",
-    language: str = "auto",
+    language: str = "both",
     policy: ScoringPolicy = DEFAULT_POLICY,
     progress: bool = True,
     model=None,
@@ -82,7 +97,9 @@ def evaluate_model(
 
     ``decoders``: the heads to run (default: every head the model has). ``language``: "auto"
     passes each row's language when the model takes one and every row has one; "none" never
-    does. ``model``: an already loaded model (``model_path`` is then only a label).
+    does; "both" (the default) runs both ways where "auto" would pass languages. ``model``: an
+    already loaded model (``model_path`` is then only a label). Results: per head, the
+    language-given run (when there is one) then the language-free one.
     """
     if language not in LANGUAGE_MODES:
         raise ValueError(f"language mode must be one of {LANGUAGE_MODES}, got {language!r}")
@@ -93,44 +110,47 @@ def evaluate_model(
     for decoder in decoders:
         if decoder not in heads:
             raise ValueError(f"{model_path} has no {decoder} head (it has: {', '.join(heads)})")
-    from_rows = (
-        language == "auto"
-        and accepts_language(model)
-        and all(item.language is not None for item in inputs)
-    )
+    takes = accepts_language(model)
+    can_give = takes and all(item.language is not None for item in inputs)
+    given_modes = {"both": [True, False], "auto": [True], "none": [False]}[language]
+    given_modes = [g for g in given_modes if can_give or not g] or [False]
     results = []
     for decoder in decoders:
-        options = TranscribeOptions(
-            decoder=decoder, batch_size=batch_size, language_from_rows=from_rows
-        )
-        list(transcribe_inputs(model, inputs[:1], options, progress=False))  # warm-up, untimed
-        stats = RunStats()
-        transcripts = list(
-            transcribe_inputs(model, inputs, options, stats=stats, progress=progress)
-        )
-        triples = ((t.item.language or UNKNOWN_LANGUAGE, t.item.text, t.text) for t in transcripts)
-        results.append(
-            SystemResult(
-                model=label or Path(model_path).stem,
-                model_path=str(model_path),
-                decoder=decoder,
-                scores=score_utterances(triples, policy),
-                stats=stats,
-                language_given=from_rows,
-                transcripts=transcripts,
+        for given in given_modes:
+            options = TranscribeOptions(
+                decoder=decoder, batch_size=batch_size, language_from_rows=given
             )
-        )
+            list(transcribe_inputs(model, inputs[:1], options, progress=False))  # warm-up
+            stats = RunStats()
+            transcripts = list(
+                transcribe_inputs(model, inputs, options, stats=stats, progress=progress)
+            )
+            triples = (
+                (t.item.language or UNKNOWN_LANGUAGE, t.item.text, t.text) for t in transcripts
+            )
+            results.append(
+                SystemResult(
+                    model=label or Path(model_path).stem,
+                    model_path=str(model_path),
+                    decoder=decoder,
+                    scores=score_utterances(triples, policy),
+                    stats=stats,
+                    language_given=given,
+                    transcripts=transcripts,
+                    takes_language=takes,
+                )
+            )
     return results
 
 
 def write_predictions(results: Sequence[SystemResult], folder: str | os.PathLike) -> list[Path]:
-    """One JSON-lines file per system: ``<folder>/<model>.<decoder>.jsonl`` (input row +
+    """One JSON-lines file per system: ``<folder>/<model>.<decoder>[.free].jsonl`` (input row +
     ``pred_text`` + ``decoder``), for error analysis."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for result in results:
-        path = folder / f"{result.model}.{result.decoder}.jsonl"
+        path = folder / f"{result.file_stem}.jsonl"
         write_transcripts(iter(result.transcripts), path)
         paths.append(path)
     return paths

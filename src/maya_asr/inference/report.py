@@ -55,6 +55,46 @@ def markdown_report(results: Sequence[SystemResult]) -> str:
             f"{r.stats.audio_seconds / 3600:.3f} | {r.stats.model_seconds:.1f} | "
             f"{len(r.stats.bad)} | {'yes' if r.language_given else 'no'} |"
         )
+    gap = language_gap_report(results)
+    return "\n".join(lines) + "\n" + ("\n" + gap if gap else "")
+
+
+def language_pairs(results: Sequence[SystemResult]) -> list[tuple[SystemResult, SystemResult]]:
+    """(language-given, language-free) result pairs of the same model and head."""
+    free = {(r.model, r.decoder): r for r in results if r.takes_language and not r.language_given}
+    return [
+        (r, free[(r.model, r.decoder)])
+        for r in results
+        if r.language_given and (r.model, r.decoder) in free
+    ]
+
+
+def _ratio(free: float | None, given: float | None) -> str:
+    return "—" if free is None or not given else f"{free / given:.2f}"
+
+
+def language_gap_report(results: Sequence[SystemResult]) -> str:
+    """Per-language CER (%) with and without the language, and their ratio (free / given), for
+    each model and head scored both ways; empty when none was."""
+    pairs = language_pairs(results)
+    if not pairs:
+        return ""
+    head = " | ".join(f"CER {g.name} given | CER {g.name} free | free/given" for g, _ in pairs)
+    lines = [
+        "CER % with the language given and language-free (no language: what stock NeMo "
+        "clients do); free/given = 1.00 means no cost for not knowing the language.",
+        "",
+        f"| lang | {head} |",
+        "|---|" + "---:|" * (3 * len(pairs)),
+    ]
+    for lang in language_order(results):
+        cells = []
+        for given, free in pairs:
+            g = given.scores[lang].cer if lang in given.scores else None
+            f = free.scores[lang].cer if lang in free.scores else None
+            cells += [_pct(g), _pct(f), _ratio(f, g)]
+        label = f"**{lang}**" if lang == ALL else lang
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -70,6 +110,7 @@ def json_report(results: Sequence[SystemResult], policy: ScoringPolicy, manifest
                 "model_path": r.model_path,
                 "decoder": r.decoder,
                 "language_given": r.language_given,
+                "takes_language": r.takes_language,
                 "rtfx": r.stats.rtfx,
                 "audio_seconds": r.stats.audio_seconds,
                 "model_seconds": r.stats.model_seconds,
@@ -81,33 +122,107 @@ def json_report(results: Sequence[SystemResult], policy: ScoringPolicy, manifest
     }
 
 
+def _kind(r: SystemResult) -> str:
+    """The system without the model: ``tdt``, ``ctc``, ``tdt/free``..."""
+    return r.name.split("/", 1)[1]
+
+
+def _rate(r: SystemResult, lang: str, metric: str) -> float:
+    """``metric`` in % for ``lang``; NaN (no bar) when it has no score."""
+    value = getattr(r.scores[lang], metric) if lang in r.scores else None
+    return float("nan") if value is None else 100 * value
+
+
+def _legend_above(ax, entries: int) -> None:
+    """The legend above the axes on the right (the title sits on the left): it hides no bar."""
+    ax.legend(
+        loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(4, entries), frameon=False,
+        fontsize="small", borderaxespad=0.2,
+    )  # fmt: skip
+
+
+def _per_language_panel(ax, systems: Sequence[SystemResult], langs: list[str], metric: str):
+    """Grouped bars per language; a head's language-free bar is its given bar's lighter,
+    hatched twin, so each pair reads as one comparison."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(langs))
+    width = 0.8 / len(systems)
+    palette = plt.get_cmap("tab20").colors  # pairs: (dark, light) of one hue
+    heads = list(dict.fromkeys(r.decoder for r in systems))
+    for i, r in enumerate(systems):
+        free = r.takes_language and not r.language_given
+        color = palette[(2 * heads.index(r.decoder)) % 20 + int(free)]
+        values = [_rate(r, lang, metric) for lang in langs]
+        offset = (i - (len(systems) - 1) / 2) * width
+        ax.bar(
+            x + offset, values, width, label=_kind(r), color=color, hatch="//" if free else None,
+            edgecolor="white", linewidth=0,
+        )  # fmt: skip
+    ax.set_xticks(x, langs)
+    ax.set_ylabel(f"{metric.upper()} %")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    _legend_above(ax, len(systems))
+
+
+def _before_after_panel(ax, results: Sequence[SystemResult], metric: str):
+    """Overall ``metric`` of every model, grouped by system kind, on a log scale (an untrained
+    model's 500 % and a trained one's 40 % both read), each bar labelled with its value."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter
+
+    kinds = list(dict.fromkeys(_kind(r) for r in results))
+    models = list(dict.fromkeys(r.model for r in results))
+    by = {(r.model, _kind(r)): r for r in results}
+    x = np.arange(len(kinds))
+    width = 0.8 / len(models)
+    for i, model in enumerate(models):
+        values = [_rate(by[(model, k)], ALL, metric) if (model, k) in by else np.nan for k in kinds]
+        offset = (i - (len(models) - 1) / 2) * width
+        # tab10 from green on: not the blue/orange of the heads in the panel above
+        color = plt.get_cmap("tab10").colors[(2 + i) % 10]
+        bars = ax.bar(x + offset, values, width, label=model, color=color)
+        ax.bar_label(bars, labels=[f"{v:.0f}%" if v == v else "" for v in values], fontsize=8)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "235" else ""))
+    ax.set_xticks(x, kinds)
+    ax.set_ylabel(f"{metric.upper()} % (all languages, log)")
+    ax.grid(axis="y", alpha=0.3, which="both")
+    _legend_above(ax, len(models))
+    ax.margins(y=0.2)
+
+
 def plot_report(results: Sequence[SystemResult], path: str | os.PathLike) -> Path:
-    """Grouped bars of WER and CER (%) per language, one bar per system; saved as PNG."""
+    """Two panels, saved as PNG.
+
+    Top: CER per language of the first model (``--model``) for each of its systems (heads,
+    language given / free), on its own linear scale: a compared untrained model cannot squash
+    it. Bottom: with compared models, the before/after: every model's overall CER per system on
+    a log scale, bars labelled; without, the first model's WER per language.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    langs = language_order(results)
-    x = np.arange(len(langs))
-    width = 0.8 / len(results)
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.9 * len(langs) + 2), 7), sharex=True)
-    for ax, metric in zip(axes, ("wer", "cer"), strict=True):
-        for i, r in enumerate(results):
-            values = [
-                100 * (getattr(r.scores[lang], metric) or 0.0) if lang in r.scores else 0.0
-                for lang in langs
-            ]
-            ax.bar(x + (i - (len(results) - 1) / 2) * width, values, width, label=r.name)
-        ax.set_ylabel(f"{metric.upper()} %")
-        ax.grid(axis="y", alpha=0.3)
-    # legend above the plot, where it cannot hide a bar
-    axes[0].legend(
-        loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(4, len(results)), frameon=False
-    )
-    axes[1].set_xticks(x, langs)
-    fig.suptitle("Error rates per language (scoring-normalised)")
+    main = results[0].model
+    own = [r for r in results if r.model == main]
+    compared = len({r.model for r in results}) > 1
+    langs = language_order(own)
+    fig, axes = plt.subplots(2, 1, figsize=(max(9, 0.9 * len(langs) + 2), 8))
+    _per_language_panel(axes[0], own, langs, "cer")
+    axes[0].set_title(f"{main}: CER per language", loc="left", fontsize="medium")
+    if compared:
+        _before_after_panel(axes[1], results, "cer")
+        axes[1].set_title("Before / after: CER over all languages", loc="left", fontsize="medium")
+    else:
+        _per_language_panel(axes[1], own, langs, "wer")
+        axes[1].set_title(f"{main}: WER per language", loc="left", fontsize="medium")
+    fig.suptitle("Error rates (scoring-normalised); free = no language given")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

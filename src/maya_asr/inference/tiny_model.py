@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from maya_asr.models.nemo_config import with_nemo_sections
 from maya_asr.models.tiny_tokenizer import train_tiny_tokenizer
 
 TDT_DURATIONS = (0, 1, 2, 3, 4)
@@ -113,14 +114,6 @@ def tiny_model_config(tokenizer_dir: str | Path, size: TinyModelSize) -> dict:
             },
             "decoding": {"strategy": "greedy"},
         },
-        # no data: transcribe() of file paths reads use_start_end_token from here
-        "validation_ds": {
-            "manifest_filepath": None,
-            "sample_rate": 16000,
-            "batch_size": 4,
-            "shuffle": False,
-            "use_start_end_token": False,
-        },
         "optim": {"name": "adamw", "lr": 1e-3},
     }
 
@@ -143,5 +136,6 @@ def build_tiny_model(
     model = EncDecHybridRNNTCTCBPEModel(
         cfg=OmegaConf.create(tiny_model_config(tokenizer_dir, size))
     )
+    model.cfg = with_nemo_sections(model.cfg)  # what NeMo's transcribe reads (no data here)
     model.save_to(str(out_path))
     return out_path

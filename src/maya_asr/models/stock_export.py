@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from maya_asr.models.nemo_config import with_nemo_sections
+
 STOCK_TARGET = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
 # Config keys only our model reads; removed so the stock config has no trace of maya_asr.
 MAYA_KEYS = (
@@ -52,10 +54,10 @@ def fold_language_bias(state: dict[str, torch.Tensor], lang_id: int | None) -> d
 
 
 def stock_config(cfg):
-    """A copy of our config that names NeMo's class and none of our keys."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    """A copy of our config that names NeMo's class and none of our keys, with the sections
+    NeMo's clients read (kept from ``cfg``; added for a ``.nemo`` written without them)."""
+    cfg = with_nemo_sections(cfg, target=STOCK_TARGET)
     with open_dict(cfg):
-        cfg.target = STOCK_TARGET
         for key in MAYA_KEYS:
             cfg.pop(key, None)
     return cfg

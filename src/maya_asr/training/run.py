@@ -17,7 +17,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maya_asr.models.lr_schedule import lr_table
-from maya_asr.training.callbacks import AtomicModelCheckpoint, AudioThroughput
+from maya_asr.training.callbacks import (
+    AtomicModelCheckpoint,
+    AudioThroughput,
+    PlainProgressLog,
+    interactive,
+)
 from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
 from maya_asr.training.ddp_comm import SkipFrozenAllReduce
 from maya_asr.training.options import validate
@@ -145,7 +150,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer
         DDPStrategy(process_group_backend="nccl" if gpu else "gloo") if ddp else "auto"
     )
     accum = int(kwargs.get("accumulate_grad_batches", 1))
+    # A progress bar in a terminal; in a file (nohup, tmux pipe, CI) train() adds plain lines.
+    bar = kwargs.pop("enable_progress_bar", None)
     kwargs.update(
+        enable_progress_bar=interactive() if bar is None else bool(bar),
         max_epochs=-1,
         val_check_interval=int(cfg.run.val_every) * accum,  # counted in micro-batches
         check_val_every_n_epoch=None,
@@ -162,8 +170,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer
 
 def build_model(cfg: DictConfig, trainer: pl.Trainer):
     from maya_asr.models import MayaHybridTDTCTCModel, load_pretrained_encoder
+    from maya_asr.models.nemo_config import with_nemo_sections
 
     model = MayaHybridTDTCTCModel(cfg=cfg.model, trainer=trainer)
+    # After construction (NeMo would build its own loaders from these sections at construction):
+    # what NeMo's transcribe, scripts and fine-tuners read from every .nemo this run writes.
+    model.cfg = with_nemo_sections(model.cfg, data=cfg.data)
     if cfg.run.get("pretrained_encoder"):
         report = load_pretrained_encoder(model, cfg.run.pretrained_encoder)
         log.info("pretrained encoder: %s", report)
@@ -218,6 +230,8 @@ def train(
     trainer = build_trainer(cfg, run_dir, callbacks)
     bad_log = run_dir / f"bad_samples.rank{trainer.global_rank}.jsonl"
     trainer.callbacks.append(AudioThroughput(bad_sample_log=bad_log))
+    if trainer.progress_bar_callback is None:  # after AudioThroughput: this step's figures
+        trainer.callbacks.append(PlainProgressLog(trainer.log_every_n_steps))
     model = build_model(cfg, trainer)
     languages = list(model.cfg.languages)
     rank, world = trainer.global_rank, trainer.world_size

@@ -76,3 +76,40 @@ def test_unknown_head_is_refused(tiny_model, tiny_nemo, corpus_manifest):
     items = read_manifest(corpus_manifest)
     with pytest.raises(ValueError, match="has no rnnt head"):
         evaluate_model(str(tiny_nemo), items, model=tiny_model, decoders=["rnnt"])
+
+
+@pytest.mark.slow
+def test_a_model_that_takes_a_language_is_scored_with_and_without_it(
+    tiny_trained_run, tiny_artifacts, tmp_path
+):
+    items = read_manifest(tiny_artifacts["val_manifest"])
+    model, init = str(tiny_trained_run["model"]), str(tiny_trained_run["init"])
+    results = evaluate_model(model, items, batch_size=8, progress=False)
+    assert [r.name for r in results] == [
+        "model/tdt",
+        "model/tdt/free",
+        "model/ctc",
+        "model/ctc/free",
+    ]
+    assert [r.language_given for r in results] == [True, False, True, False]
+    assert all(r.takes_language for r in results)
+    given_only = evaluate_model(init, items, decoders=["ctc"], language="auto", progress=False)
+    assert [r.name for r in given_only] == ["model_init/ctc"]
+    free_only = evaluate_model(init, items, decoders=["ctc"], language="none", progress=False)
+    assert [r.name for r in free_only] == ["model_init/ctc/free"]
+    assert not free_only[0].language_given
+
+    results += given_only + free_only
+    paths = write_reports(results, tmp_path, ScoringPolicy(), "val.jsonl")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert "| CER model/tdt given | CER model/tdt free | free/given |" in md
+    assert "CER model_init/ctc given | CER model_init/ctc free" in md  # paired across calls
+    gap = md[md.index("free/given |") :]
+    all_row = next(ln for ln in gap.splitlines() if ln.startswith("| **all** |"))
+    tdt, tdt_free = results[0].scores[ALL].cer, results[1].scores[ALL].cer
+    assert f"| {100 * tdt:.2f} | {100 * tdt_free:.2f} |" in all_row
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert [s["language_given"] for s in doc["systems"][:2]] == [True, False]
+    files = write_predictions(results, tmp_path / "predictions")
+    assert [p.name for p in files[:2]] == ["model.tdt.jsonl", "model.tdt.free.jsonl"]
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

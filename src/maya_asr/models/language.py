@@ -7,9 +7,13 @@ encoder's output space intact (E starts at std 0.02, next to nothing), and becau
 encoder projection and the CTC head are affine, a fixed language's vector folds exactly into
 their biases (see :mod:`maya_asr.models.stock_export`).
 
-Language id ``-1`` (``lf_asr.data.schema.NO_LANGUAGE``) adds nothing: the *language-free path*.
-Training drops each utterance's language with probability ``dropout`` so the model learns that
-path too, and inference without a language uses it.
+Language id ``-1`` (``lf_asr.data.schema.NO_LANGUAGE``) is the *language-free path*. Without a
+language-ID head it adds nothing. With one (:class:`LanguageIdentifier`, ``model.lid_loss_weight >
+0``) the head reads the pooled encoder output and supplies the vector: ``softmax(logits) @ E``
+(``lid_mode: soft``) or ``E[argmax]`` (``hard``); a given language always overrides it. Training
+drops each utterance's language with probability ``dropout`` so the model learns that path too,
+and trains the head on every utterance's true language (cross-entropy, weight
+``lid_loss_weight``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 import torch
 
 NO_LANGUAGE = -1  # the same value as lf_asr.data.schema.NO_LANGUAGE
+LID_MODES = ("soft", "hard")
 
 
 class LanguageEmbedding(torch.nn.Module):
@@ -57,9 +62,66 @@ class LanguageEmbedding(torch.nn.Module):
         known = (lang_ids >= 0).to(self.weight.dtype).unsqueeze(1)
         return self.weight[lang_ids.clamp(min=0)] * known
 
-    def forward(self, encoded: torch.Tensor, lang_ids: torch.Tensor) -> torch.Tensor:
-        """encoded (B, D, T) + bias (B, D, 1)."""
-        return encoded + self.bias(lang_ids.to(encoded.device)).to(encoded.dtype).unsqueeze(-1)
+    def forward(
+        self, encoded: torch.Tensor, lang_ids: torch.Tensor, free: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """encoded (B, D, T) + bias (B, D, 1); NO_LANGUAGE rows add ``free`` (B, D) if given."""
+        lang_ids = lang_ids.to(encoded.device)
+        bias = self.bias(lang_ids)
+        if free is not None:
+            bias = torch.where((lang_ids >= 0).unsqueeze(1), bias, free.to(bias.dtype))
+        return encoded + bias.to(encoded.dtype).unsqueeze(-1)
+
+    def mix(self, logits: torch.Tensor, mode: str) -> torch.Tensor:
+        """(B, D) vectors from language-ID ``logits`` (B, L): the probability-weighted mix of the
+        table's rows (``soft``) or the most likely language's row (``hard``)."""
+        if mode == "soft":
+            return torch.softmax(logits.float(), dim=-1).to(self.weight.dtype) @ self.weight
+        if mode == "hard":
+            return self.weight[logits.argmax(dim=-1)]
+        raise ValueError(f"lid_mode {mode!r}: use one of {LID_MODES}")
+
+
+def masked_mean(encoded: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """(B, D) mean over the valid frames of ``encoded`` (B, D, T); all frames if no lengths."""
+    if lengths is None:
+        return encoded.mean(dim=-1)
+    t = torch.arange(encoded.shape[-1], device=encoded.device)
+    valid = (t[None, :] < lengths.to(encoded.device)[:, None]).to(encoded.dtype)  # (B, T)
+    total = (encoded * valid.unsqueeze(1)).sum(dim=-1)
+    return total / valid.sum(dim=-1, keepdim=True).clamp(min=1.0)
+
+
+class LanguageIdentifier(torch.nn.Module):
+    """Utterance language from the encoder output: masked mean over frames -> 2-layer MLP.
+
+    Mean pooling (not attention pooling) because the language is a property of the whole
+    utterance and the pooled BiLSTM/Conformer features already separate languages linearly well;
+    the hidden layer gives the head room without touching the encoder's output space.
+    """
+
+    def __init__(self, num_languages: int, dim: int, hidden: int = 256):
+        super().__init__()
+        if num_languages < 1 or dim < 1 or hidden < 1:
+            raise ValueError(f"need >= 1 language/dim/hidden: {num_languages}, {dim}, {hidden}")
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, num_languages)
+        )
+
+    def forward(self, encoded: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, L) for encoded (B, D, T) with valid ``lengths`` (B,)."""
+        return self.net(masked_mean(encoded, lengths).float())
+
+
+def lid_loss(logits: torch.Tensor, lang_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy, accuracy) over rows with a known language; both 0 (in the graph) if none."""
+    known = lang_ids >= 0
+    if not bool(known.any()):
+        zero = logits.sum() * 0.0
+        return zero, zero.detach()
+    logits, target = logits[known], lang_ids[known].to(logits.device)
+    accuracy = (logits.argmax(dim=-1) == target).float().mean()
+    return torch.nn.functional.cross_entropy(logits.float(), target), accuracy
 
 
 def language_ids(

@@ -30,7 +30,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maya_asr.languages import LANGUAGES, get_language
 from maya_asr.models import lr_schedule
-from maya_asr.models.language import LanguageEmbedding, language_ids, split_language_batch
+from maya_asr.models.language import (
+    LID_MODES,
+    LanguageEmbedding,
+    LanguageIdentifier,
+    language_ids,
+    lid_loss,
+    split_language_batch,
+)
 from maya_asr.models.schedules import ctc_weight_at, encoder_frozen_at
 from maya_asr.models.tdt_loss_cpu import TDTLossCPU, unsupported_options
 
@@ -47,6 +54,8 @@ class MayaOptions:
     encoder_freeze_steps: int  # optimizer steps with the encoder frozen
     ctc_warmup_steps: int  # optimizer steps over which the CTC weight ramps 0 -> aux_ctc weight
     tdt_loss_impl: str  # auto: numba on CUDA, torch on CPU; or force one
+    lid_loss_weight: float = 0.0  # > 0: a language-ID head supplies the vector when none is given
+    lid_mode: str = "soft"  # soft: probability-weighted mix of vectors; hard: the argmax's vector
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> MayaOptions:
@@ -56,6 +65,8 @@ class MayaOptions:
             encoder_freeze_steps=int(cfg.get("encoder_freeze_steps", 0)),
             ctc_warmup_steps=int(cfg.get("ctc_warmup_steps", 0)),
             tdt_loss_impl=str(cfg.get("tdt_loss_impl", "auto")),
+            lid_loss_weight=float(cfg.get("lid_loss_weight", 0.0)),
+            lid_mode=str(cfg.get("lid_mode", "soft")),
         )
         opts.validate()
         return opts
@@ -73,6 +84,10 @@ class MayaOptions:
             raise ValueError("model.encoder_freeze_steps and model.ctc_warmup_steps must be >= 0")
         if self.tdt_loss_impl not in TDT_IMPLS:
             raise ValueError(f"model.tdt_loss_impl={self.tdt_loss_impl!r}: use one of {TDT_IMPLS}")
+        if self.lid_loss_weight < 0:
+            raise ValueError(f"model.lid_loss_weight={self.lid_loss_weight}: use 0 (off) or > 0")
+        if self.lid_mode not in LID_MODES:
+            raise ValueError(f"model.lid_mode={self.lid_mode!r}: use one of {LID_MODES}")
 
 
 class DeviceTDTLoss(torch.nn.Module):
@@ -123,6 +138,11 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self.lang_embedding = LanguageEmbedding(
             len(opts.languages), self.encoder._feat_out, dropout=opts.language_dropout
         )
+        self.lid_head = None  # language-ID head (model.lid_loss_weight > 0); see language.py
+        if opts.lid_loss_weight > 0:
+            self.lid_head = LanguageIdentifier(len(opts.languages), self.encoder._feat_out)
+        self.lid_mode = opts.lid_mode  # may be switched at inference
+        self._lid_logits: torch.Tensor | None = None  # (B, L) of the last forward, for the loss
         self.final_ctc_loss_weight = float(self.ctc_loss_weight)
         self._install_tdt_loss()
         self._lang_ids: torch.Tensor | None = None  # languages of the batch being processed
@@ -194,17 +214,39 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
                 processed_signal=processed_signal,
                 processed_signal_length=processed_signal_length,
             )
-        return self.apply_language(encoded, self._lang_ids), encoded_len
+        return self.apply_language(encoded, self._lang_ids, encoded_len), encoded_len
 
-    def apply_language(self, encoded: torch.Tensor, lang_ids: torch.Tensor | None) -> torch.Tensor:
+    def apply_language(
+        self,
+        encoded: torch.Tensor,
+        lang_ids: torch.Tensor | None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Encoder output (B, D, T) conditioned on ``lang_ids`` (B,) (None: language-free).
 
         The one place the language vector meets the encoder output: every path that runs the
-        encoder (training, transcribe, export, streaming) goes through here.
+        encoder (training, transcribe, export, streaming) goes through here. Rows without a
+        language get the language-ID head's vector when the model has one (mean over the valid
+        ``lengths`` frames, all frames when None), else nothing.
         """
         if lang_ids is None:
             lang_ids = torch.full((encoded.shape[0],), -1, dtype=torch.long, device=encoded.device)
-        return self.lang_embedding(encoded, lang_ids)
+        free = None
+        self._lid_logits = None
+        if self.lid_head is not None:
+            logits = self.lid_head(encoded, lengths)
+            self._lid_logits = logits
+            if bool((lang_ids < 0).any()):
+                # Only the cross-entropy trains the head, not the ASR loss through the mix.
+                free = self.lang_embedding.mix(logits.detach(), self.lid_mode)
+        return self.lang_embedding(encoded, lang_ids, free)
+
+    def identify_language(self, audio: torch.Tensor, audio_lens: torch.Tensor) -> torch.Tensor:
+        """Language-ID probabilities (B, L) of raw audio (B, N) (needs ``lid_loss_weight > 0``)."""
+        if self.lid_head is None:
+            raise ValueError("this model has no language-ID head: train with lid_loss_weight > 0")
+        encoded, encoded_len = super().forward(input_signal=audio, input_signal_length=audio_lens)
+        return torch.softmax(self.lid_head(encoded, encoded_len), dim=-1)
 
     @contextlib.contextmanager
     def _language_on_encoder_output(self, method: str, lang_ids: torch.Tensor | None):
@@ -276,13 +318,14 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
                 module.train(self.training and not frozen)
 
     def training_step(self, batch, batch_nb):
-        batch, lang_ids = split_language_batch(batch)
-        if lang_ids is not None:
-            lang_ids = self.lang_embedding.drop(lang_ids)
+        batch, true_ids = split_language_batch(batch)
+        lang_ids = None if true_ids is None else self.lang_embedding.drop(true_ids)
         # Lightning puts the model in train mode after validation: re-apply the BN freeze.
         self.set_encoder_frozen(self.encoder_frozen)
         with self.languages_of_batch(lang_ids):
             output = super().training_step(batch, batch_nb)
+        if self.lid_head is not None:
+            output["loss"] = output["loss"] + self._lid_loss_term(true_ids)
         idle = []
         if self.encoder_frozen:
             idle += list(self.encoder.parameters())
@@ -293,6 +336,16 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self.log("ctc_loss_weight", float(self.ctc_loss_weight))
         self.log("encoder_frozen", float(self.encoder_frozen))
         return output
+
+    def _lid_loss_term(self, true_ids: torch.Tensor | None) -> torch.Tensor:
+        """``lid_loss_weight`` x cross-entropy of the last forward's language-ID logits."""
+        logits, self._lid_logits = self._lid_logits, None
+        if true_ids is None:  # NeMo 4-tuples: no labels; keep the head in the graph for DDP
+            return zero_anchor(self.lid_head.parameters())
+        ce, accuracy = lid_loss(logits, true_ids)
+        self.log("lid_loss", ce.detach())
+        self.log("lid_acc", accuracy)
+        return self.maya.lid_loss_weight * ce
 
     def on_before_optimizer_step(self, optimizer):
         super().on_before_optimizer_step(optimizer)

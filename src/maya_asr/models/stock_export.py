@@ -31,6 +31,8 @@ MAYA_KEYS = (
     "encoder_freeze_steps",
     "ctc_warmup_steps",
     "tdt_loss_impl",
+    "lid_loss_weight",
+    "lid_mode",
 )
 CONFIG_NAME = "model_config.yaml"
 WEIGHTS_NAME = "model_weights.ckpt"
@@ -38,7 +40,8 @@ WEIGHTS_NAME = "model_weights.ckpt"
 
 def fold_language_bias(state: dict[str, torch.Tensor], lang_id: int | None) -> dict:
     """Stock state dict: our ``state`` with language ``lang_id``'s vector folded into the biases."""
-    state = dict(state)
+    # The language-ID head has no stock counterpart: a stock model has one fixed language (or none).
+    state = {k: v for k, v in state.items() if not k.startswith("lid_head.")}
     table = state.pop("lang_embedding.weight")
     if lang_id is None:
         return state

@@ -94,7 +94,7 @@ def test_smoke_flag_on_the_production_config_trains_validates_and_exports(tiny_a
         "--config", str(PROD), "--train-parquet", str(tiny_artifacts["index"]),
         "--val-manifest", str(tiny_artifacts["val_manifest"]), "--max-steps", "4", "--devices",
         "1", "--log-every", "2", "--val-every", "2", "--smoke", "--grad-accum", "1",
-        "--num-workers", "1", "--max-batch-dur", "20", "--run-dir", str(tmp_path / "smoke"),
+        "--num-workers", "1", "--max-batch-dur", "40", "--run-dir", str(tmp_path / "smoke"),
         f"model.tokenizer.dir={tiny_artifacts['tokenizer_dir']}",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs/train/stage1_prod_8xh200.yaml"
 DEFAULT_TOKENIZER = REPO / "tokenizers/demo_bpe/tokenizer.model"
 INDEX_SCRIPT = REPO / "scripts/make_rehearsal_index.py"
+DEFAULT_POOL = REPO / "artifacts/demo/shards"  # real shard members for the reader to decode
 
 
-def ensure_index(path: Path, rows: int) -> Path:
+def ensure_index(path: Path, rows: int, pool: Path) -> Path:
     """The rehearsal index at ``path``; built with scripts/make_rehearsal_index.py if absent."""
     if path.exists():
         return path
@@ -39,7 +40,10 @@ def ensure_index(path: Path, rows: int) -> Path:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"building a {rows:,}-row rehearsal index at {path} ...", flush=True)
-    cmd = [sys.executable, str(INDEX_SCRIPT), "--rows", str(rows), "--out", str(path)]
+    if not pool.exists():
+        raise SystemExit(f"shard pool {pool} is missing: run `make demo-artifacts` or pass --pool")
+    cmd = [sys.executable, str(INDEX_SCRIPT), "--rows", str(rows), "--output", str(path)]
+    cmd += ["--pool", str(pool)]
     subprocess.run(cmd, check=True)
     return path
 
@@ -48,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=50_000_000, help="rows of the rehearsal index")
     ap.add_argument("--index", type=Path, help="use this index (default: built for --rows)")
+    ap.add_argument("--pool", type=Path, default=DEFAULT_POOL, help="shards the index points at")
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config")
     ap.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER, help="for the loader")
     ap.add_argument("--ranks", type=int, default=8)
@@ -64,7 +69,7 @@ def main() -> None:
     from maya_asr.training.data import sampler_config
 
     index = args.index or ensure_index(
-        REPO / f"artifacts/rehearsal/index_{args.rows}.parquet", args.rows
+        REPO / f"artifacts/rehearsal/index_{args.rows}.parquet", args.rows, args.pool
     )
     cfg = OmegaConf.load(args.config)
     prod_tok = Path(cfg.model.tokenizer.dir) / "tokenizer.model"

@@ -372,11 +372,18 @@ def section_preflight(ctx: CheckContext) -> dict:
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     catcher = _PreflightLines(ctx.device)
     run.log.addHandler(catcher)
+    level = run.log.level
+    run.log.setLevel(logging.INFO)  # the per-bucket lines are INFO, whatever the root level
     reset_peak_memory(ctx.device)
     try:
-        run._preflight(job["cfg"], model, trainer)  # the production run's own call
+        run._preflight(job["cfg"], model, trainer)  # the production run's own call (no index:
+        # the caps' data-free upper bound, see run.preflight_batches)
     finally:
         run.log.removeHandler(catcher)
+        run.log.setLevel(level)
+    expected = len(run.preflight_batches(job["cfg"], model.tokenizer.vocab_size))
+    if len(catcher.rows) != expected:
+        raise RuntimeError(f"pre-flight reported {len(catcher.rows)} of {expected} buckets")
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     del before
     if changed:
@@ -394,14 +401,12 @@ def section_preflight(ctx: CheckContext) -> dict:
 
 def section_train(ctx: CheckContext) -> dict:
     from maya_asr.models.flops import ModelDims, forward_flops
-    from maya_asr.training.preflight import worst_batches
+    from maya_asr.training.run import preflight_batches
 
     job = ctx.prod()
     cfg, model, trainer, timer = job["cfg"], job["model"], job["trainer"], job["timer"]
-    d, vocab = cfg.data, model.tokenizer.vocab_size
-    worst = worst_batches(
-        list(d.bucket_edges), d.max_batch_dur, d.max_batch_size, d.max_tokens_in_batch
-    )
+    vocab = model.tokenizer.vocab_size
+    worst = preflight_batches(cfg, vocab)  # pre-flight's batches: the caps' worst per bucket
     langs = len(model.cfg.languages)
     batches = [synthetic_batch(w.batch_size, w.seconds, w.tokens, vocab, langs) for w in worst]
     reset_peak_memory(ctx.device)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lf_asr.data.batch_planning import auto_bucket_caps
 from maya_asr.models.lr_schedule import lr_table
 from maya_asr.training.callbacks import (
     AtomicModelCheckpoint,
@@ -23,7 +25,13 @@ from maya_asr.training.callbacks import (
     PlainProgressLog,
     interactive,
 )
-from maya_asr.training.data import build_train_loader, build_train_sampler, build_val_loader
+from maya_asr.training.data import (
+    bucket_caps_of,
+    build_train_loader,
+    build_train_sampler,
+    build_val_loader,
+    joint_cap,
+)
 from maya_asr.training.ddp_comm import SkipFrozenAllReduce
 from maya_asr.training.options import validate
 from maya_asr.training.preflight import run_preflight, worst_batches
@@ -182,16 +190,35 @@ def build_model(cfg: DictConfig, trainer: pl.Trainer):
     return model
 
 
-def _preflight(cfg: DictConfig, model, trainer: pl.Trainer, sampler) -> None:
+def preflight_batches(cfg: DictConfig, vocab_size: int, caps=None) -> list:
+    """The worst micro-batch of every bucket under the run's caps: the sampler's per-bucket
+    caps when given (``sampler.budget.caps``, "auto" resolved on the index), else the caps the
+    config implies without data ("auto" then allows what a batch of the bucket's shortest clips
+    could reach; the padded-seconds, token and joint caps still bound it) — an upper bound."""
     d = cfg.data
-    worst = worst_batches(
+    if caps is None:
+        caps = bucket_caps_of(cfg)
+        if caps == "auto":
+            empty = np.zeros(0, np.float32)
+            caps = auto_bucket_caps(
+                np.asarray(d.bucket_edges, np.float64), empty, empty,
+                float(d.max_batch_dur), int(d.max_tokens_in_batch), joint_cap(cfg, vocab_size),
+            )  # fmt: skip
+    return worst_batches(
         list(d.bucket_edges),
         d.max_batch_dur,
         d.max_batch_size,
         d.max_tokens_in_batch,
-        bucket_batch_sizes=sampler.budget.caps.tolist(),  # resolved when "auto"
-        joint=sampler.config.joint,
+        bucket_batch_sizes=None if caps is None else [int(c) for c in caps],
+        joint=joint_cap(cfg, vocab_size),
     )
+
+
+def _preflight(cfg: DictConfig, model, trainer: pl.Trainer, caps=None) -> None:
+    """Pre-flight of the production run (also called by ``make gpu-check``): every bucket's
+    worst batch, forward + backward, on the trainer's device and precision."""
+    d = cfg.data
+    worst = preflight_batches(cfg, model.tokenizer.vocab_size, caps)
     device = trainer.strategy.root_device
     model.to(device)
     bf16 = str(trainer.precision).startswith("bf16")
@@ -252,7 +279,9 @@ def train(
         # Before pre-flight: the baseline is the model as built, not as pre-flight left it.
         model.save_to(str(run_dir / "model_init.nemo"))  # the "before training" baseline
     if cfg.run.preflight and ckpt_path is None:
-        _preflight(cfg, model, trainer, sampler)  # leaves every parameter and buffer as found
+        _preflight(
+            cfg, model, trainer, sampler.budget.caps
+        )  # leaves every parameter and buffer as found
 
     trainer.fit(
         model,

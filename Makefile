@@ -68,8 +68,9 @@ INDEX_PARQUET ?= $(ARTIFACTS_DIR)/phase3/production_train_final.parquet
 VAL_MANIFEST ?= $(MANIFEST_DIR)/stage1_prod_val_v2.jsonl
 DATA_REPORT_DIR ?= $(ARTIFACTS_DIR)/phase3/data_report
 # training YAML whose data.bucket_edges must reach manifest.max_duration_s (build_index refuses
-# an index the sampler would cut); empty: the max is only recorded in the parquet metadata
-INDEX_TRAIN_CONFIG ?=
+# an index the sampler would cut); empty: the max is only recorded in the parquet metadata.
+# The demo passes none: its corpus stops at 20 s, its manifest limit (40 s) does not.
+INDEX_TRAIN_CONFIG ?= configs/train/stage1_prod_8xh200.yaml
 # The 12 languages' ten scripts need ~755 single-character pieces. 1536 is the smallest size (in
 # steps of 512) at which every demo utterance has fewer tokens than 80-ms encoder frames (CTC
 # load <= 0.9; at 1024 some exceed 1 and CTC cannot align them); small keeps the CPU model fast.
@@ -94,7 +95,7 @@ prod-artifacts: $(DATA_REPORT)  ## build manifest, split, tokenizer, parquet ind
 demo-artifacts: demo-corpus  ## prod-artifacts on the demo corpus (outputs under artifacts/demo, tokenizers/demo_bpe)
 	@$(MAKE) --no-print-directory prod-artifacts RAW_ROOT=$(DEMO_ROOT) ARTIFACTS_DIR=artifacts/demo \
 		MANIFEST_DIR=artifacts/demo/manifests TOKENIZER_DIR=tokenizers/demo_bpe \
-		VOCAB_SIZE=$(DEMO_VOCAB_SIZE) DATA_CONFIG=configs/data/demo.yaml
+		VOCAB_SIZE=$(DEMO_VOCAB_SIZE) DATA_CONFIG=configs/data/demo.yaml INDEX_TRAIN_CONFIG=
 
 data-force:
 
@@ -164,8 +165,9 @@ bench-r2: setup  ## upload/verify throughput to a local S3 server -> artifacts/b
 PARAKEET_NEMO ?= pretrained/parakeet-tdt-1.1b.nemo
 ENCODER_PT ?= pretrained/parakeet_tdt_1.1b_encoder.pt
 EXPORT_LANG ?= none
+API_MANIFEST ?= $(DEMO_VAL)
 
-.PHONY: extract-encoder export-stock bench-model gpu-check
+.PHONY: extract-encoder export-stock nemo-api-check bench-model gpu-check
 
 extract-encoder: setup  ## write $(ENCODER_PT) from $(PARAKEET_NEMO) (the pretrained encoder)
 	$(PY) scripts/extract_encoder.py --nemo $(PARAKEET_NEMO) --output $(ENCODER_PT)
@@ -173,6 +175,16 @@ extract-encoder: setup  ## write $(ENCODER_PT) from $(PARAKEET_NEMO) (the pretra
 export-stock: setup  ## plain NeMo .nemo from MODEL=<ours.nemo> for EXPORT_LANG=<code|none> to OUT=
 	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make export-stock MODEL=x.nemo OUT=y.nemo [EXPORT_LANG=hi]"; exit 2; }
 	$(PY) scripts/export_stock_nemo.py --model $(MODEL) --language $(EXPORT_LANG) --output $(OUT)
+
+# What a NeMo user does first, on MODEL and on its stock export (MODEL with _stock): restore_from,
+# transcribe (paths, manifest, timestamps), change_decoding_strategy both ways, and the calls of
+# NeMo's transcribe_speech.py / speech_to_text_eval.py, each in a fresh process.
+nemo-api-check: setup  ## NeMo's own API on MODEL=<ours.nemo> and its stock export [API_MANIFEST=val.jsonl]
+	@test -n "$(MODEL)" || { echo "usage: make nemo-api-check MODEL=x.nemo [API_MANIFEST=m.jsonl]"; exit 2; }
+	$(PY) scripts/export_stock_nemo.py --model $(MODEL) --language none \
+		--output $(basename $(MODEL))_stock.nemo
+	$(PY) scripts/check_nemo_api.py --model $(MODEL) --model $(basename $(MODEL))_stock.nemo \
+		--manifest $(API_MANIFEST) --work-dir $(dir $(MODEL))nemo_api
 
 bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; prod param count
 	$(PY) scripts/bench_tdt_loss.py
@@ -215,6 +227,7 @@ demo-train: demo-artifacts  ## train the demo model on the CPU (~19 min on 2 cor
 demo-eval: demo-train  ## per-language WER/CER of both heads, before vs after training
 	$(PY) scripts/evaluate.py --model $(DEMO_RUN)/model.nemo --compare $(DEMO_RUN)/model_init.nemo \
 		--manifest $(DEMO_VAL) --out-dir $(DEMO_RUN)/eval
+	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(DEMO_RUN)/model.nemo
 
 smoke: demo-artifacts  ## ~100 steps of the smoke model, validation, .nemo, restore + transcribe (both heads)
 	rm -rf $(SMOKE_RUN)
@@ -225,4 +238,5 @@ smoke: demo-artifacts  ## ~100 steps of the smoke model, validation, .nemo, rest
 		--decoder tdt --output $(SMOKE_RUN)/transcripts_tdt.jsonl
 	$(PY) scripts/transcribe.py --model $(SMOKE_RUN)/model.nemo --manifest $(SMOKE_RUN)/clips.jsonl \
 		--decoder ctc --output $(SMOKE_RUN)/transcripts_ctc.jsonl
+	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(SMOKE_RUN)/model.nemo
 	@echo "smoke: trained, validated, exported, restored and transcribed -> $(SMOKE_RUN)/"

@@ -140,7 +140,9 @@ bench-loader: bench-reader bench-sampler  ## both loader benchmarks
 # rows over real shard bytes (built once under artifacts/rehearsal/), 8 simulated ranks.
 REHEARSAL_ROWS ?= 50000000
 .PHONY: rehearsal
-rehearsal: setup  ## 50M-row index, 8 ranks: plan, coverage, resume, loader -> artifacts/bench/rehearsal.json
+rehearsal: demo-artifacts  ## 50M-row index, 8 ranks: plan, coverage, resume, loader, lookups, stages -> artifacts/bench/
+	$(PY) scripts/bench_row_lookup.py --sizes 200000,5000000,$(REHEARSAL_ROWS)
+	$(PY) scripts/bench_prod_stages.py
 	$(PY) scripts/rehearsal.py --rows $(REHEARSAL_ROWS)
 
 # ---------------------------------------------------------------- ops

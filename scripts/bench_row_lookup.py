@@ -152,7 +152,7 @@ def _run_child(*args: str) -> dict:
 
 
 def _ensure_index(size: int, pool: list[str], folder: Path) -> Path:
-    index = folder / f"rehearsal_{size}.parquet"
+    index = folder / f"index_{size}.parquet"  # the name scripts/rehearsal.py uses
     cmd = [sys.executable, str(REPO / "scripts" / "make_rehearsal_index.py"), "--pool", *pool,
            "--rows", str(size), "--output", str(index), "--no-progress"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
@@ -166,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default="200000,5000000,50000000", help="index rows")
     parser.add_argument("--pool", nargs="+", default=[str(REPO / "artifacts/demo/shards")])
-    parser.add_argument("--workdir", default=str(REPO / "artifacts/bench/row_lookup"))
+    parser.add_argument(
+        "--workdir",
+        default=str(REPO / "artifacts/rehearsal"),
+        help="indexes (shared with rehearsal.py)",
+    )
     parser.add_argument("--lookups", type=int, default=10_000, help="16-row lookups per mode")
     parser.add_argument("--old-take-max", type=int, default=5_000_000, help="largest old take")
     parser.add_argument("--old-take-lookups", type=int, default=5)

@@ -6,7 +6,9 @@ and peak RSS, the no-repeat check, share error, audio seconds per bucket, rank c
 resume exactness (mid-epoch and after an epoch boundary), coverage and repeat factor after 1, 3
 and 10 epochs, and DataLoader throughput with 2 workers (maya_asr.data.rehearsal).
 
-Writes artifacts/bench/rehearsal.json and prints a table of the goals with their figures.
+Writes artifacts/bench/rehearsal.json and prints a table of the goals with their figures, with the
+row-lookup figures of scripts/bench_row_lookup.py and the stage throughput of
+scripts/bench_prod_stages.py folded in from their JSON (`make rehearsal` runs both first).
 
 Usage:
     python scripts/rehearsal.py                    # 50M rows (~150K h): ~15-25 min, ~4 GB
@@ -61,6 +63,18 @@ def main() -> None:
     ap.add_argument("--loader-workers", type=int, default=2)
     ap.add_argument("--vocab-size", type=int, default=32000, help="when the tokenizer is absent")
     ap.add_argument("--out", type=Path, default=REPO / "artifacts/bench/rehearsal.json")
+    ap.add_argument(
+        "--lookup-json",
+        type=Path,
+        default=REPO / "artifacts/bench/row_lookup.json",
+        help="scripts/bench_row_lookup.py's report, folded into the table",
+    )
+    ap.add_argument(
+        "--stages-json",
+        type=Path,
+        default=REPO / "artifacts/bench/prod_stages.json",
+        help="scripts/bench_prod_stages.py's report, folded into the table",
+    )
     args = ap.parse_args()
 
     from omegaconf import OmegaConf
@@ -92,6 +106,9 @@ def main() -> None:
         log=lambda m: print(m, flush=True),
     )
     result["config"] = str(args.config)
+    for key, path in (("row_lookup", args.lookup_json), ("prod_stages", args.stages_json)):
+        if path.exists():  # measured by its own script (make rehearsal runs both first)
+            result[key] = {"from": str(path), **json.loads(path.read_text())}
     result["vocab_size"] = vocab
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))

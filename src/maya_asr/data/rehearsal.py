@@ -422,4 +422,43 @@ def render_table(result: dict) -> str:
         )
     elif ld:
         lines.append(f"  DataLoader: {ld['error']}")
+    lines += _lookup_lines(result.get("row_lookup")) + _stage_lines(result.get("prod_stages"))
     return "\n".join(lines)
+
+
+def _lookup_lines(report: dict | None) -> list[str]:
+    """Row-lookup goals from scripts/bench_row_lookup.py's JSON (``make rehearsal`` runs it)."""
+    if not report:
+        return ["  row lookup: not measured (python scripts/bench_row_lookup.py)"]
+    sizes, s = report["sizes"], report["summary"]
+    lines = []
+    for size, e in sizes.items():
+        old = e.get("old_take", {})
+        lines.append(
+            f"  row lookup {int(size):>11,} rows: hot {e['hot']['mean_ms']:.3f} ms, random "
+            f"{e['random']['mean_ms']:.3f} ms, {e['hot']['arrow_peak_bytes_per_lookup']} Arrow B"
+            + (f"; old take {old['mean_ms']} ms" if old.get("mean_ms") is not None else "")
+        )
+    first, last = next(iter(sizes)), list(sizes)[-1]
+    lines.append(
+        f"  row lookup {int(last):,} vs {int(first):,}: hot {s['hot_ratio_largest_vs_smallest']}x,"
+        f" random {s['random_ratio_largest_vs_smallest']}x (goal <= 1.5x); peak "
+        f"{s['max_arrow_peak_bytes_per_lookup']} B/lookup (goal <= 1 MB); anon RSS growth "
+        f"{s['max_rss_anon_growth_mb']} MB over {report['lookups']:,} lookups (goal <= 100 MB)"
+    )
+    return lines
+
+
+def _stage_lines(report: dict | None) -> list[str]:
+    """Projected `make prod-artifacts` wall time from scripts/bench_prod_stages.py's JSON."""
+    if not report:
+        return ["  prod-artifacts stages: not measured (python scripts/bench_prod_stages.py)"]
+    rates = ", ".join(
+        f"{name} {st['rows_per_s']:,.0f}/s" for name, st in report["stages"].items()
+        if st.get("rows_per_s")
+    )  # fmt: skip
+    return [
+        f"  prod-artifacts stages (rows/s, 1 core): {rates}",
+        f"  prod-artifacts projected for {report['target_rows']:,} rows on {report['cores']} "
+        f"cores: {report['projected_total_h']} h",
+    ]

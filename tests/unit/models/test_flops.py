@@ -85,6 +85,7 @@ def test_encoder_frames_match_the_model(model_and_counts):
 def test_component_flops_match_flop_counter(model_and_counts, component):
     _, dims, samples, counts, _ = model_and_counts
     ours = forward_flops(dims, BATCH, samples, TOKENS)[component]
+    print(f"{component}: analytic {ours:,} vs FlopCounterMode {counts[component]:,}")
     assert ours == pytest.approx(counts[component], rel=0.01), (component, ours, counts[component])
 
 
@@ -92,6 +93,8 @@ def test_encoder_flops_match_flop_counter(model_and_counts):
     # The encoder forward holds the subsampling and the Conformer layers.
     _, dims, samples, counts, _ = model_and_counts
     ours = forward_flops(dims, BATCH, samples, TOKENS)
+    print(f"encoder: analytic {ours['subsampling'] + ours['encoder_layers']:,} vs "
+          f"FlopCounterMode {counts['encoder']:,}")  # fmt: skip
     assert ours["subsampling"] + ours["encoder_layers"] == pytest.approx(
         counts["encoder"], rel=0.01
     )

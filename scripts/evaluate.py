@@ -67,8 +67,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from maya_asr.inference import inputs as inp
-    from maya_asr.inference.evaluation import evaluate_model, model_labels, write_predictions
-    from maya_asr.inference.report import markdown_report, write_reports
+    from maya_asr.inference.evaluation import (
+        evaluate_model,
+        language_id_accuracy,
+        model_labels,
+        write_predictions,
+    )
+    from maya_asr.inference.report import language_id_report, markdown_report, write_reports
+    from maya_asr.inference.transcriber import load_model
     from maya_asr.text.scoring import ScoringPolicy
 
     try:
@@ -79,11 +85,15 @@ def main(argv=None) -> int:
             items, source = inp.shard_inputs(args.shards, args.per_language), args.shards
         paths = [args.model, *args.compare]
         decoders = [d for d in args.decoders.split(",") if d]
-        results = []
+        results, language_id = [], {}
         for path, label in zip(paths, model_labels(paths), strict=True):
+            model = load_model(path, args.device)
+            if (lid := language_id_accuracy(model, items, args.batch_size)) is not None:
+                language_id[label] = lid
             results += evaluate_model(
                 path,
                 items,
+                model=model,
                 label=label,
                 decoders=decoders or None,
                 batch_size=args.batch_size,
@@ -97,8 +107,10 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out_dir)
     write_predictions(results, out / "predictions")
-    written = write_reports(results, out, policy, source)
+    written = write_reports(results, out, policy, source, language_id)
     print(markdown_report(results))
+    if language_id:
+        print(language_id_report(language_id))
     print("reports: " + ", ".join(str(p) for p in written.values()))
     return 0
 

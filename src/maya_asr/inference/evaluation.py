@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maya_asr.inference.error_rates import Score, score_utterances
-from maya_asr.inference.inputs import AudioInput, InputError
+from maya_asr.inference.error_rates import ALL, Score, score_utterances
+from maya_asr.inference.inputs import AudioInput, InputError, read_audio
 from maya_asr.inference.transcriber import (
     RunStats,
     TranscribeOptions,
@@ -28,6 +28,8 @@ from maya_asr.inference.transcriber import (
     accepts_language,
     load_model,
     model_heads,
+    plan_batches,
+    sample_rate_of,
     transcribe_inputs,
     write_transcripts,
 )
@@ -141,6 +143,52 @@ def evaluate_model(
                 )
             )
     return results
+
+
+def language_id_accuracy(
+    model, inputs: Sequence[AudioInput], batch_size: int = 16
+) -> dict[str, dict] | None:
+    """How often the model's language-ID head (``identify_language``) names each row's language:
+    ``{"all" | lang: {"utterances", "correct", "accuracy"}}``, and ``"confusions"``
+    ``{lang: {guessed: count}}``. None for a model without such a head (or no row with a
+    language). This is what decides the
+    language-free path of a model whose head supplies the language vector."""
+    import numpy as np
+    import torch
+
+    if getattr(model, "lid_head", None) is None:
+        return None
+    languages = list(model.cfg.languages)
+    rate = sample_rate_of(model)
+    rows = [item for item in inputs if item.language is not None]
+    if not rows:
+        return None  # nothing to check the head against
+    audio = [read_audio(item, rate) for item in rows]
+    counts: dict[str, dict] = {}
+    confusions: dict[str, dict[str, int]] = {}
+    for batch in plan_batches(
+        [(None, len(a)) for a in audio], batch_size, 16_000 * 60 * batch_size
+    ):
+        longest = max(len(audio[i]) for i in batch)
+        padded = np.zeros((len(batch), longest), np.float32)
+        for j, i in enumerate(batch):
+            padded[j, : len(audio[i])] = audio[i]
+        lens = torch.tensor([len(audio[i]) for i in batch])
+        with torch.no_grad():
+            probs = model.identify_language(
+                torch.from_numpy(padded).to(model.device), lens.to(model.device)
+            )
+        for i, guess in zip(batch, probs.argmax(dim=-1).tolist(), strict=True):
+            lang, guessed = rows[i].language, languages[guess]
+            for key in (ALL, lang):
+                c = counts.setdefault(key, {"utterances": 0, "correct": 0})
+                c["utterances"] += 1
+                c["correct"] += int(guessed == lang)
+            confusions.setdefault(lang, {}).setdefault(guessed, 0)
+            confusions[lang][guessed] += 1
+    for c in counts.values():
+        c["accuracy"] = c["correct"] / c["utterances"]
+    return {**counts, "confusions": confusions}
 
 
 def write_predictions(results: Sequence[SystemResult], folder: str | os.PathLike) -> list[Path]:

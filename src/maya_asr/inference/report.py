@@ -231,19 +231,42 @@ def plot_report(results: Sequence[SystemResult], path: str | os.PathLike) -> Pat
     return path
 
 
+def language_id_report(language_id: dict[str, dict]) -> str:
+    """Markdown: accuracy of each model's language-ID head, per language."""
+    langs = [k for k in next(iter(language_id.values())) if k not in (ALL, "confusions")]
+    lines = [
+        "Language-ID head accuracy (the language it names for each row; the language-free path "
+        "uses its vector)",
+        "",
+        "| model | " + " | ".join([*langs, f"**{ALL}**"]) + " |",
+        "|---|" + "---:|" * (len(langs) + 1),
+    ]
+    for model, acc in language_id.items():
+        cells = [f"{acc[k]['accuracy']:.3f}" if k in acc else "-" for k in [*langs, ALL]]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_reports(
     results: Sequence[SystemResult],
     out_dir: str | os.PathLike,
     policy: ScoringPolicy,
     manifest: str,
+    language_id: dict[str, dict] | None = None,
 ) -> dict[str, Path]:
-    """``report.md``, ``report.json`` and ``report.png`` under ``out_dir``; returns their paths."""
+    """``report.md``, ``report.json`` and ``report.png`` under ``out_dir``; returns their paths.
+    ``language_id``: {model label: ``evaluation.language_id_accuracy``} for models with a head."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "report.md"
-    md.write_text(markdown_report(results), encoding="utf-8")
+    text = markdown_report(results)
+    if language_id:
+        text += "\n" + language_id_report(language_id)
+    md.write_text(text, encoding="utf-8")
     js = out_dir / "report.json"
     doc = json_report(results, policy, manifest)
+    if language_id:
+        doc["language_id"] = language_id
     js.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
     png = plot_report(results, out_dir / "report.png")
     return {"markdown": md, "json": js, "chart": png}

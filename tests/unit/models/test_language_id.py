@@ -164,3 +164,42 @@ def test_stock_export_of_a_lid_model_loads_in_stock_nemo(en_tokenizer_dir, tmp_p
         stock_enc, _ = stock(input_signal=audio, input_signal_length=audio_lens)
         stock_ctc = stock.ctc_decoder(encoder_output=stock_enc)
     torch.testing.assert_close(stock_ctc, ctc, rtol=1e-5, atol=1e-5)
+
+
+def test_evaluation_reports_the_lid_heads_accuracy(en_tokenizer_dir, smoke_model, tmp_path):
+    import soundfile as sf
+
+    from maya_asr.inference.evaluation import language_id_accuracy
+    from maya_asr.inference.inputs import files_to_inputs
+    from maya_asr.inference.report import language_id_report
+
+    model = _lid_model(en_tokenizer_dir).eval()
+    audio, lens = _audio(B=5)
+    paths = []
+    for i, (row, n) in enumerate(zip(audio, lens.tolist(), strict=True)):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], row[:n].numpy(), 16000)
+    inputs = files_to_inputs(paths)
+    truth = ["hi", "hi", "ta", "en", None]  # the last row has no language: not counted
+    for item, lang in zip(inputs, truth, strict=True):
+        if lang:
+            item.row["lang"] = lang
+    seen = []
+
+    def always_hindi(batch, batch_lens):  # the head says "hi" for everything
+        seen.append(batch.shape[0])
+        probs = torch.zeros(batch.shape[0], len(model.cfg.languages))
+        probs[:, model.cfg.languages.index("hi")] = 1.0
+        return probs
+
+    model.identify_language = always_hindi
+    acc = language_id_accuracy(model, inputs, batch_size=2)
+    assert sum(seen) == 4 and max(seen) <= 2
+    assert acc["all"] == {"utterances": 4, "correct": 2, "accuracy": 0.5}
+    assert acc["hi"]["accuracy"] == 1.0 and acc["ta"]["accuracy"] == acc["en"]["accuracy"] == 0.0
+    assert acc["confusions"] == {"hi": {"hi": 2}, "ta": {"hi": 1}, "en": {"hi": 1}}
+    assert "| tiny | 1.000 | 0.000 | 0.000 | 0.500 |" in language_id_report({"tiny": acc})
+    del model.identify_language  # the real head runs end to end too
+    real = language_id_accuracy(model, inputs, batch_size=2)
+    assert real["all"]["utterances"] == 4 and 0.0 <= real["all"]["accuracy"] <= 1.0
+    assert language_id_accuracy(smoke_model, inputs) is None  # no head, nothing to report

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                 summary.append(
                     f"ok   {model}: {got['class']}; NeMo-script CER tdt "
                     f"{got['script_rnnt_cer']:.3f} ctc {got['script_ctc_cer']:.3f}"
-                )
+                    + (f"; timestamps skipped: {got['timestamps_skipped']}"
+                       if "timestamps_skipped" in got else "")
+                )  # fmt: skip
     print("\n".join(summary))
     return 1 if failed else 0
 

@@ -135,6 +135,10 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
             cfg.languages = list(opts.languages)
         super().__init__(cfg=cfg, trainer=trainer)
         self.maya = opts
+        if not hasattr(self.encoder, "subsampling_factor"):
+            # NeMo's timestamps read encoder.subsampling_factor; its RNNEncoder (the demo's
+            # BiLSTM) keeps the value only in its config.
+            self.encoder.subsampling_factor = int(cfg.encoder.get("subsampling_factor", 1))
         self.lang_embedding = LanguageEmbedding(
             len(opts.languages), self.encoder._feat_out, dropout=opts.language_dropout
         )

@@ -206,7 +206,8 @@ def plan_epoch(
     if budget is None:
         budget = stream_budget(duration_s, lang, num_tokens, num_languages, config, seed)
     start = budget.draws * epoch if stream_start is None else np.asarray(stream_start, np.int64)
-    rows = budget.streams.draw(start, budget.draws)
+    # int32 index rows (below 2^31): half the memory of every copy the packing makes.
+    rows = bp._index_dtype(budget.streams.draw(start, budget.draws), len(duration_s))
     chapter = budget.streams.chapters(start, budget.draws)
     # Rows grouped by chapter (stable 16-bit radix sort), each chapter packed and its micro-
     # batches assigned to steps on its own, chapters in order (LanguageStreams.chapters).
@@ -254,13 +255,9 @@ def plan_epoch(
         [packed.rows[packed.offsets[i] : packed.offsets[i + 1]] for i in np.flatnonzero(~used)]
         or [np.zeros(0, np.int64)]
     )
-    kept_h = np.bincount(
-        lang[packed.rows], weights=duration_s[packed.rows], minlength=num_languages
-    )
+    kept_h = _seconds_by_language(packed.rows, lang, duration_s, num_languages)
     if len(left_over):
-        kept_h -= np.bincount(
-            lang[left_over], weights=duration_s[left_over], minlength=num_languages
-        )
+        kept_h -= _seconds_by_language(left_over, lang, duration_s, num_languages)
     stats = {
         "rows": len(duration_s),
         "dropped_out_of_range": budget.out_of_range,
@@ -275,11 +272,23 @@ def plan_epoch(
         "target_share": budget.probs.tolist(),
         "epoch_share": (kept_h / max(kept_h.sum(), 1e-12)).tolist(),
         "epoch_hours": float(kept_h.sum() / 3600),
-        "dropped_after_selection_s": float(duration_s[rows].sum(dtype=np.float64) - kept_h.sum()),
+        "dropped_after_selection_s": float(
+            _seconds_by_language(rows, lang, duration_s, num_languages).sum() - kept_h.sum()
+        ),
         "stream_start": start.tolist(),
         "stream_draws": budget.draws.tolist(),
     }
     return EpochPlan(batches=packed, steps=steps, costs=costs, stats=stats)
+
+
+def _seconds_by_language(rows, lang, duration_s, num_languages: int, chunk: int = 1 << 22):
+    """Seconds per language over index ``rows``, in chunks (a whole-epoch gather and its
+    float64 weights would add ~0.6 GB to the plan's peak at 50M rows)."""
+    out = np.zeros(num_languages)
+    for i in range(0, len(rows), chunk):
+        r = rows[i : i + chunk]
+        out += np.bincount(lang[r], weights=duration_s[r], minlength=num_languages)
+    return out
 
 
 def _language_codes(values: Sequence[str], languages: Sequence[str]) -> np.ndarray:
@@ -292,25 +301,35 @@ def _language_codes(values: Sequence[str], languages: Sequence[str]) -> np.ndarr
 
 def load_sampler_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(duration_s float32, language code int16, num_tokens int32, language names) of a
-    production parquet, reading only those three columns (language dictionary-encoded)."""
+    production parquet, reading only those three columns, one row group at a time into arrays
+    sized from the footer: the peak is the result plus one row group (reading the whole table
+    first held ~1 GB more at 50M rows, which the Arrow pool then kept)."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=list(SAMPLER_COLUMNS), read_dictionary=["language"])
-    missing = [c for c in SAMPLER_COLUMNS if c not in table.column_names]
+    pf = pq.ParquetFile(path, read_dictionary=["language"])
+    missing = [c for c in SAMPLER_COLUMNS if c not in pf.schema_arrow.names]
     if missing:
         raise ValueError(f"{path} lacks sampler column(s) {missing}: rebuild the production index")
+    n = pf.metadata.num_rows
+    dur = np.empty(n, np.float32)
+    lang = np.empty(n, np.int16)
+    tok = np.empty(n, np.int32)
     names: list[str] = []
-    codes = []
-    for chunk in table.column("language").chunks:
-        chunk_names = chunk.dictionary.to_pylist()
-        for n in chunk_names:
-            if n not in names:
-                names.append(n)
-        remap = np.array([names.index(n) for n in chunk_names], np.int16)
-        codes.append(remap[chunk.indices.to_numpy(zero_copy_only=False)])
-    lang = np.concatenate(codes) if codes else np.zeros(0, np.int16)
-    dur = table.column("duration_s").to_numpy().astype(np.float32, copy=False)
-    tok = table.column("num_tokens").to_numpy().astype(np.int32, copy=False)
+    start = 0
+    for group in range(pf.num_row_groups):
+        table = pf.read_row_group(group, columns=list(SAMPLER_COLUMNS))
+        end = start + table.num_rows
+        dur[start:end] = table.column("duration_s").to_numpy()
+        tok[start:end] = table.column("num_tokens").to_numpy()
+        pos = start
+        for chunk in table.column("language").chunks:
+            chunk_names = chunk.dictionary.to_pylist()
+            names += [name for name in chunk_names if name not in names]
+            remap = np.array([names.index(name) for name in chunk_names], np.int16)
+            lang[pos : pos + len(chunk)] = remap[chunk.indices.to_numpy(zero_copy_only=False)]
+            pos += len(chunk)
+        start = end
+        del table
     return dur, lang, tok, names
 
 

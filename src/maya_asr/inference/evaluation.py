@@ -188,7 +188,8 @@ def language_id_accuracy(
             confusions[lang][guessed] += 1
     for c in counts.values():
         c["accuracy"] = c["correct"] / c["utterances"]
-    return {**counts, "confusions": confusions}
+    order = [ALL, *languages]  # the model's language order, whatever order the rows came in
+    return {**{k: counts[k] for k in order if k in counts}, "confusions": confusions}
 
 
 def write_predictions(results: Sequence[SystemResult], folder: str | os.PathLike) -> list[Path]:

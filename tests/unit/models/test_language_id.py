@@ -196,6 +196,7 @@ def test_evaluation_reports_the_lid_heads_accuracy(en_tokenizer_dir, smoke_model
     acc = language_id_accuracy(model, inputs, batch_size=2)
     assert sum(seen) == 4 and max(seen) <= 2
     assert acc["all"] == {"utterances": 4, "correct": 2, "accuracy": 0.5}
+    assert list(acc) == ["all", "hi", "ta", "en", "confusions"]  # the model's language order
     assert acc["hi"]["accuracy"] == 1.0 and acc["ta"]["accuracy"] == acc["en"]["accuracy"] == 0.0
     assert acc["confusions"] == {"hi": {"hi": 2}, "ta": {"hi": 1}, "en": {"hi": 1}}
     assert "| tiny | 1.000 | 0.000 | 0.000 | 0.500 |" in language_id_report({"tiny": acc})

@@ -102,6 +102,7 @@ def main(argv=None) -> int:
                 policy=policy,
                 progress=not args.no_progress,
             )
+            del model  # one model in memory at a time (--compare)
     except ValueError as e:  # InputError included
         print(f"error: {e}", file=sys.stderr)
         return 2

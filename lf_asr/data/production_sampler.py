@@ -206,8 +206,7 @@ def plan_epoch(
     if budget is None:
         budget = stream_budget(duration_s, lang, num_tokens, num_languages, config, seed)
     start = budget.draws * epoch if stream_start is None else np.asarray(stream_start, np.int64)
-    # int32 index rows (below 2^31): half the memory of every copy the packing makes.
-    rows = bp._index_dtype(budget.streams.draw(start, budget.draws), len(duration_s))
+    rows = budget.streams.draw(start, budget.draws)  # int32 below 2^31 rows (LanguageStreams)
     chapter = budget.streams.chapters(start, budget.draws)
     # Rows grouped by chapter (stable 16-bit radix sort), each chapter packed and its micro-
     # batches assigned to steps on its own, chapters in order (LanguageStreams.chapters).
@@ -306,7 +305,11 @@ def load_sampler_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
     first held ~1 GB more at 50M rows, which the Arrow pool then kept)."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path, read_dictionary=["language"])
+    with pq.ParquetFile(path, read_dictionary=["language"]) as pf:
+        return _read_sampler_columns(pf, path)
+
+
+def _read_sampler_columns(pf, path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     missing = [c for c in SAMPLER_COLUMNS if c not in pf.schema_arrow.names]
     if missing:
         raise ValueError(f"{path} lacks sampler column(s) {missing}: rebuild the production index")

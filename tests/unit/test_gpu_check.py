@@ -84,15 +84,17 @@ def test_the_script_refuses_unknown_sections(tmp_path):
     assert exc.value.code == 2
 
 
-def test_preflight_batches_without_data_bound_the_samplers():
-    # gpu-check has no index, so "auto" caps resolve without data: every worst batch it runs
-    # must be at least as large as what the sampler, with real data, could ever build.
+def test_data_free_caps_never_shrink_a_preflight_batch():
+    # gpu-check has no index, so "auto" caps resolve without data: its worst batches must be
+    # at least those pre-flight runs with the caps an index gives, and within every cap.
     from maya_asr.training.run import preflight_batches
 
     cfg = OmegaConf.load(REPO / "configs/train/stage1_prod_8xh200.yaml")
     assert cfg.data.bucket_batch_sizes == "auto"
     data_free = preflight_batches(cfg, 32000)
     measured_caps = [102, 26, 13, 9, 7, 5]  # auto caps of the 2M-row rehearsal index
+    small_caps = [4, 3, 2, 2, 1, 1]  # caps below the seconds cap: the index's caps bind
+    assert [w.batch_size for w in preflight_batches(cfg, 32000, caps=small_caps)] == small_caps
     with_data = preflight_batches(cfg, 32000, caps=measured_caps)
     assert len(data_free) == len(with_data) == len(cfg.data.bucket_edges) - 1
     for free, real in zip(data_free, with_data, strict=True):

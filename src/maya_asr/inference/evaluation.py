@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maya_asr.inference.error_rates import ALL, Score, score_utterances
-from maya_asr.inference.inputs import AudioInput, InputError, read_audio
+from maya_asr.inference.inputs import AudioInput, InputError
 from maya_asr.inference.transcriber import (
     RunStats,
     TranscribeOptions,
     Transcript,
+    _load_window,
     accepts_language,
     load_model,
     model_heads,
@@ -149,47 +150,51 @@ def language_id_accuracy(
     model, inputs: Sequence[AudioInput], batch_size: int = 16
 ) -> dict[str, dict] | None:
     """How often the model's language-ID head (``identify_language``) names each row's language:
-    ``{"all" | lang: {"utterances", "correct", "accuracy"}}``, and ``"confusions"``
-    ``{lang: {guessed: count}}``. None for a model without such a head (or no row with a
-    language). This is what decides the
-    language-free path of a model whose head supplies the language vector."""
+    ``{"all" | lang: {"utterances", "correct", "accuracy"}}`` in the model's language order,
+    ``"confusions"`` ``{lang: {guessed: count}}`` and ``"skipped"`` (rows whose audio could not
+    be read). None for a model without such a head (or no row with a language). This is what
+    decides the language-free path of a model whose head supplies the language vector. Audio is
+    read a window at a time and batched by length, as transcription does."""
     import numpy as np
     import torch
 
     if getattr(model, "lid_head", None) is None:
         return None
-    languages = list(model.cfg.languages)
-    rate = sample_rate_of(model)
     rows = [item for item in inputs if item.language is not None]
     if not rows:
         return None  # nothing to check the head against
-    audio = [read_audio(item, rate) for item in rows]
+    languages, rate = list(model.cfg.languages), sample_rate_of(model)
+    max_samples = int(TranscribeOptions().max_batch_s * rate)
     counts: dict[str, dict] = {}
     confusions: dict[str, dict[str, int]] = {}
-    for batch in plan_batches(
-        [(None, len(a)) for a in audio], batch_size, 16_000 * 60 * batch_size
-    ):
-        longest = max(len(audio[i]) for i in batch)
-        padded = np.zeros((len(batch), longest), np.float32)
-        for j, i in enumerate(batch):
-            padded[j, : len(audio[i])] = audio[i]
-        lens = torch.tensor([len(audio[i]) for i in batch])
-        with torch.no_grad():
-            probs = model.identify_language(
-                torch.from_numpy(padded).to(model.device), lens.to(model.device)
-            )
-        for i, guess in zip(batch, probs.argmax(dim=-1).tolist(), strict=True):
-            lang, guessed = rows[i].language, languages[guess]
-            for key in (ALL, lang):
-                c = counts.setdefault(key, {"utterances": 0, "correct": 0})
-                c["utterances"] += 1
-                c["correct"] += int(guessed == lang)
-            confusions.setdefault(lang, {}).setdefault(guessed, 0)
-            confusions[lang][guessed] += 1
+    skipped, start = 0, 0
+    while start < len(rows):
+        end, loaded = _load_window(rows, start, len(rows) - start, rate)
+        good = [(rows[start + j], a) for j, a in enumerate(loaded) if not isinstance(a, Exception)]
+        skipped += len(loaded) - len(good)
+        for batch in plan_batches([(None, len(a)) for _, a in good], batch_size, max_samples):
+            audio = [good[i][1] for i in batch]
+            padded = np.zeros((len(audio), max(map(len, audio))), np.float32)
+            for j, a in enumerate(audio):
+                padded[j, : len(a)] = a
+            lens = torch.tensor([len(a) for a in audio], device=model.device)
+            with torch.no_grad():
+                probs = model.identify_language(torch.from_numpy(padded).to(model.device), lens)
+            for i, guess in zip(batch, probs.argmax(dim=-1).tolist(), strict=True):
+                lang, guessed = good[i][0].language, languages[guess]
+                for key in (ALL, lang):
+                    c = counts.setdefault(key, {"utterances": 0, "correct": 0})
+                    c["utterances"] += 1
+                    c["correct"] += int(guessed == lang)
+                confusions.setdefault(lang, {}).setdefault(guessed, 0)
+                confusions[lang][guessed] += 1
+        start = end
     for c in counts.values():
         c["accuracy"] = c["correct"] / c["utterances"]
-    order = [ALL, *languages]  # the model's language order, whatever order the rows came in
-    return {**{k: counts[k] for k in order if k in counts}, "confusions": confusions}
+    # the model's language order, then any other language the rows name
+    order = [ALL, *languages, *sorted(set(counts) - {ALL, *languages})]
+    ordered = {k: counts[k] for k in order if k in counts}
+    return {**ordered, "confusions": confusions, "skipped": skipped}
 
 
 def write_predictions(results: Sequence[SystemResult], folder: str | os.PathLike) -> list[Path]:

@@ -233,7 +233,9 @@ def plot_report(results: Sequence[SystemResult], path: str | os.PathLike) -> Pat
 
 def language_id_report(language_id: dict[str, dict]) -> str:
     """Markdown: accuracy of each model's language-ID head, per language."""
-    langs = [k for k in next(iter(language_id.values())) if k not in (ALL, "confusions")]
+    langs = []  # union over models, in the first-seen (model) order
+    for acc in language_id.values():
+        langs += [k for k in acc if k not in (ALL, "confusions", "skipped", *langs)]
     lines = [
         "Language-ID head accuracy (the language it names for each row; the language-free path "
         "uses its vector)",

@@ -20,6 +20,7 @@ reducer all-reduces them (zeros) and no unused-parameter error is raised; ranks 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from dataclasses import dataclass
 
@@ -138,7 +139,11 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         if not hasattr(self.encoder, "subsampling_factor"):
             # NeMo's timestamps read encoder.subsampling_factor; its RNNEncoder (the demo's
             # BiLSTM) keeps the value only in its config.
-            self.encoder.subsampling_factor = int(cfg.encoder.get("subsampling_factor", 1))
+            default = inspect.signature(type(self.encoder).__init__).parameters.get(
+                "subsampling_factor"
+            )
+            default = default.default if default is not None else 1  # RNNEncoder's is 4
+            self.encoder.subsampling_factor = int(cfg.encoder.get("subsampling_factor", default))
         self.lang_embedding = LanguageEmbedding(
             len(opts.languages), self.encoder._feat_out, dropout=opts.language_dropout
         )

@@ -383,7 +383,11 @@ def section_preflight(ctx: CheckContext) -> dict:
         run.log.setLevel(level)
     expected = len(run.preflight_batches(job["cfg"], model.tokenizer.vocab_size))
     if len(catcher.rows) != expected:
-        raise RuntimeError(f"pre-flight reported {len(catcher.rows)} of {expected} buckets")
+        raise RuntimeError(
+            f"pre-flight logged 'pre-flight ok' for {len(catcher.rows)} of {expected} buckets: "
+            "its per-bucket lines did not reach gpu-check's handler on maya_asr.training.run.log "
+            "(a logging filter or a changed message in training/preflight.py)"
+        )
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     del before
     if changed:

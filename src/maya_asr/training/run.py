@@ -191,10 +191,13 @@ def build_model(cfg: DictConfig, trainer: pl.Trainer):
 
 
 def preflight_batches(cfg: DictConfig, vocab_size: int, caps=None) -> list:
-    """The worst micro-batch of every bucket under the run's caps: the sampler's per-bucket
-    caps when given (``sampler.budget.caps``, "auto" resolved on the index), else the caps the
-    config implies without data ("auto" then allows what a batch of the bucket's shortest clips
-    could reach; the padded-seconds, token and joint caps still bound it) — an upper bound."""
+    """The worst micro-batch of every bucket under the run's caps (``worst_batches``: clips of
+    the bucket's upper edge, tokens spread evenly): the sampler's per-bucket caps when given
+    (``sampler.budget.caps``, "auto" resolved on the index), else the caps the config implies
+    without data ("auto" then allows what a batch of the bucket's shortest clips could reach;
+    the padded-seconds, token and joint caps still bound it). The data-free caps are never
+    below the index's, so the batches are never smaller than with them; batches with uneven
+    transcript lengths (a larger padded U) are bounded by the joint cap, not by these."""
     d = cfg.data
     if caps is None:
         caps = bucket_caps_of(cfg)

@@ -180,7 +180,8 @@ def test_evaluation_reports_the_lid_heads_accuracy(en_tokenizer_dir, smoke_model
         paths.append(tmp_path / f"clip{i}.wav")
         sf.write(paths[-1], row[:n].numpy(), 16000)
     inputs = files_to_inputs(paths)
-    truth = ["hi", "hi", "ta", "en", None]  # the last row has no language: not counted
+    # longest first, so rows are visited en, ta, hi, hi; the last has no language: not counted
+    truth = ["en", "ta", "hi", "hi", None]
     for item, lang in zip(inputs, truth, strict=True):
         if lang:
             item.row["lang"] = lang
@@ -196,9 +197,10 @@ def test_evaluation_reports_the_lid_heads_accuracy(en_tokenizer_dir, smoke_model
     acc = language_id_accuracy(model, inputs, batch_size=2)
     assert sum(seen) == 4 and max(seen) <= 2
     assert acc["all"] == {"utterances": 4, "correct": 2, "accuracy": 0.5}
-    assert list(acc) == ["all", "hi", "ta", "en", "confusions"]  # the model's language order
+    assert list(acc) == ["all", "hi", "ta", "en", "confusions", "skipped"]  # model order
     assert acc["hi"]["accuracy"] == 1.0 and acc["ta"]["accuracy"] == acc["en"]["accuracy"] == 0.0
     assert acc["confusions"] == {"hi": {"hi": 2}, "ta": {"hi": 1}, "en": {"hi": 1}}
+    assert acc["skipped"] == 0
     assert "| tiny | 1.000 | 0.000 | 0.000 | 0.500 |" in language_id_report({"tiny": acc})
     del model.identify_language  # the real head runs end to end too
     real = language_id_accuracy(model, inputs, batch_size=2)

@@ -50,11 +50,11 @@ class PretrainConfig:
     dims: EncoderDims = field(default_factory=EncoderDims)
     vocab_size: int = 256  # BPE pieces of the pretraining head (blank comes on top)
     max_steps: int = 8000  # optimizer steps of the cosine schedule (stop any time before)
-    batch_seconds: float = 120.0  # padded audio per batch (longest x count)
-    max_batch_size: int = 64  # utterances per batch
+    batch_seconds: float = 80.0  # padded audio per batch (longest x count)
+    max_batch_size: int = 48  # utterances per batch
     lr: float = 2e-3  # peak AdamW LR
     weight_decay: float = 1e-3
-    warmup_steps: int = 500  # linear warm-up (attention models diverge without one)
+    warmup_steps: int = 200  # linear warm-up (attention models diverge without one)
     min_lr_ratio: float = 0.05  # the cosine ends at lr x this
     grad_clip: float = 1.0
     checkpoint_every: int = 250  # steps between overwritten encoder.pt/curve.csv/last.pt
@@ -104,9 +104,9 @@ class Utterance:
 
 
 def encoder_frames(num_samples: int, subsampling_factor: int) -> int:
-    """Encoder frames of an utterance: 10-ms feature frames, then ``subsampling_factor`` x fewer
-    (each stride-2 convolution of dw_striding halves the length, rounding up)."""
-    frames = num_samples // FRAME_SAMPLES + 1
+    """Encoder frames of an utterance: NeMo's feature length (samples // hop), then each stride-2
+    convolution of dw_striding halves it, rounding up (``subsampling_factor`` x fewer)."""
+    frames = num_samples // FRAME_SAMPLES
     for _ in range(subsampling_factor.bit_length() - 1):
         frames = (frames - 1) // 2 + 1
     return frames

@@ -10,6 +10,10 @@ Every --checkpoint-every steps it overwrites <out-dir>/encoder.pt (the encoder s
 maya_asr.models.load_pretrained_encoder), curve.csv and summary.json, and <work-dir>/last.pt;
 running the same command again resumes from last.pt. <out-dir>/encoder.yaml is the encoder's
 config block for the demo config. Stop it any time: the last checkpoint is usable.
+
+    python scripts/pretrain_demo_encoder.py --update-readme pretrained/demo/README.md
+
+rewrites only the README's progress section from <out-dir>/summary.json and curve.csv.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import argparse
 import json
 
 from maya_asr.models.pretrain_ctc import EncoderDims
-from maya_asr.training.pretrain import PretrainConfig, run_pretraining
+from maya_asr.training.pretrain import PretrainConfig, run_pretraining, update_readme
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     d, c = EncoderDims(), PretrainConfig(corpus_root=".")
     add = parser.add_argument
-    add("--corpus-root", required=True, help="<lang>/shard-*.tar of make_pretrain_corpus.py")
+    add("--corpus-root", help="<lang>/shard-*.tar of make_pretrain_corpus.py")
+    add("--update-readme", metavar="README", help="only refresh README's progress section")
     add("--out-dir", default=str(c.out_dir), help="encoder.pt, encoder.yaml, curve.csv")
     add("--work-dir", default=str(c.work_dir), help="last.pt (resume) and the tokenizer")
     add("--n-layers", type=int, default=d.n_layers, help="conformer blocks")
@@ -50,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     add("--seed", type=int, default=c.seed)
     add("--threads", type=int, default=c.threads, help="torch threads")
     args = parser.parse_args(argv)
+    if args.update_readme:
+        update_readme(args.update_readme, args.out_dir)
+        return 0
+    if not args.corpus_root:
+        parser.error("--corpus-root is required to train")
     dims = EncoderDims(
         n_layers=args.n_layers,
         d_model=args.d_model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -99,3 +100,25 @@ def test_training_steps_reduce_the_loss_on_a_tiny_batch():
     losses = [train_step(model, optimizer, None, batch, grad_clip=1.0) for _ in range(30)]
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_readme_progress_is_rewritten_between_its_markers_only(tmp_path):
+    from maya_asr.training.pretrain import README_END, README_START, update_readme
+
+    rows = ["step,epoch,loss,lr,wall_s,audio_hours,val_loss,val_cer"]
+    rows += [f"{s},0,{9 - s / 100},1e-3,{s * 10},{s / 100},{'' if s % 50 else 8 - s / 100},0.9"
+             for s in range(25, 301, 25)]  # fmt: skip
+    (tmp_path / "curve.csv").write_text("\n".join(rows) + "\n")
+    summary = {"step": 300, "epoch": 0, "train_loss": 6.0, "val_loss": 5.0, "val_cer": 0.9,
+               "wall_s": 3600.0, "audio_hours_seen": 3.0, "train_hours": 1.5}  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{README_START}\nold\n{README_END}\ntail\n")
+    update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert text.startswith("# title\n") and text.endswith(f"{README_END}\ntail\n")
+    assert "old" not in text and "As of step **300**" in text and "2.0 epochs" in text
+    steps = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert steps[1:] == ["50", "100", "150", "200", "250", "300"]  # the checkpoints, header first
+    update_readme(readme, tmp_path)
+    assert readme.read_text() == text  # idempotent

@@ -423,3 +423,49 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
     return summary if summary is not None else checkpoint()
+
+
+# ---------------------------------------------------------------- the README's progress section
+
+README_START = "<!-- progress:start (written by pretrain_demo_encoder.py --update-readme) -->"
+README_END = "<!-- progress:end -->"
+
+
+def progress_markdown(out_dir: Path, rows_shown: int = 12) -> str:
+    """The run's figures so far (summary.json) and a thinned curve (curve.csv), as Markdown."""
+    summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    with open(Path(out_dir) / "curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    checkpoints = [r for r in rows if r["val_loss"]]
+    stride = max(1, -(-len(checkpoints) // rows_shown))
+    shown = checkpoints[::stride]
+    if checkpoints and shown[-1] is not checkpoints[-1]:
+        shown.append(checkpoints[-1])
+    lines = [
+        f"As of step **{summary['step']}** (epoch {summary['epoch']}): train CTC loss "
+        f"{summary['train_loss']} nats/token, held-out loss {summary['val_loss']}, held-out "
+        f"greedy CER {summary['val_cer']:.3f}; {summary['wall_s'] / 3600:.2f} h of wall time, "
+        f"{summary['audio_hours_seen']:.1f} h of audio seen "
+        f"({summary['audio_hours_seen'] / summary['train_hours']:.1f} epochs of "
+        f"{summary['train_hours']:.2f} h).",
+        "",
+        "| step | train loss | held-out loss | held-out CER | LR | wall (h) | audio seen (h) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in shown:
+        lines.append(
+            f"| {r['step']} | {r['loss']} | {r['val_loss']} | {float(r['val_cer']):.3f} | "
+            f"{r['lr']} | {float(r['wall_s']) / 3600:.2f} | {r['audio_hours']} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, out_dir: Path) -> None:
+    """Replace the text between the progress markers of ``readme`` by :func:`progress_markdown`."""
+    text = Path(readme).read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} lacks the lines {README_START!r} ... {README_END!r}")
+    body = progress_markdown(out_dir)
+    new = text[: start + len(README_START)] + "\n" + body + "\n" + text[end:]
+    _atomic_text(new, Path(readme))

@@ -63,6 +63,9 @@ PRETRAIN_UTTS ?= 500
 PRETRAIN_DIR ?= pretrained/demo
 PRETRAIN_WORK ?= artifacts/demo_pretrain/run
 PRETRAIN_STEPS ?= 8000
+# torch threads: 1 when the box is shared (two OpenMP threads of a niced job next to another busy
+# process spin at barriers: measured ~10x slower per step than one thread)
+PRETRAIN_THREADS ?= $(WORKERS)
 DEMO_VAL_MANIFEST := artifacts/demo/manifests/stage1_prod_val_v2.jsonl
 .PHONY: demo-pretrain-corpus demo-pretrain
 
@@ -73,7 +76,7 @@ demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~3 
 
 demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (hours; resumable)
 	$(PY) scripts/pretrain_demo_encoder.py --corpus-root $(PRETRAIN_ROOT) --out-dir $(PRETRAIN_DIR) \
-		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(WORKERS)
+		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS)
 
 # ---------------------------------------------------------------- data (prod-artifacts)
 # raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest

@@ -54,6 +54,30 @@ demo-corpus: setup  ## synthesise the 12-language demo corpus (skipped when alre
 
 demo: demo-eval  ## the main job: corpus -> artifacts -> CPU training -> before/after CER table
 
+# The demo's pretrained encoder (pretrained/demo/, committed): a small FastConformer pretrained
+# with CTC on espeak-ng en/de/fr/es/it/nl, playing Parakeet's role. The corpus avoids the demo's
+# validation speakers, read from its validation manifest (built by demo-artifacts when missing).
+# Hours on 2 cores: the run checkpoints every 250 steps and the same command resumes it.
+PRETRAIN_ROOT ?= artifacts/demo_pretrain/shards
+PRETRAIN_UTTS ?= 500
+PRETRAIN_DIR ?= pretrained/demo
+PRETRAIN_WORK ?= artifacts/demo_pretrain/run
+PRETRAIN_STEPS ?= 8000
+# torch threads: 1 when the box is shared (two OpenMP threads of a niced job next to another busy
+# process spin at barriers: measured ~10x slower per step than one thread)
+PRETRAIN_THREADS ?= $(WORKERS)
+DEMO_VAL_MANIFEST := artifacts/demo/manifests/stage1_prod_val_v2.jsonl
+.PHONY: demo-pretrain-corpus demo-pretrain
+
+demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~3 h, en de fr es it nl)
+	@test -f $(DEMO_VAL_MANIFEST) || $(MAKE) --no-print-directory demo-artifacts
+	$(PY) scripts/make_pretrain_corpus.py --output-root $(PRETRAIN_ROOT) \
+		--utts-per-lang $(PRETRAIN_UTTS) --heldout-manifest $(DEMO_VAL_MANIFEST) --workers $(WORKERS)
+
+demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (hours; resumable)
+	$(PY) scripts/pretrain_demo_encoder.py --corpus-root $(PRETRAIN_ROOT) --out-dir $(PRETRAIN_DIR) \
+		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS)
+
 # ---------------------------------------------------------------- data (prod-artifacts)
 # raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest
 # -> data report. Each stage is a file target: it reruns only when an input is newer than its

@@ -3,7 +3,8 @@
 #
 # Installs the Debian packages Maya ASR needs when they are missing: espeak-ng (speech for the
 # demo corpus), sox, libsndfile1 (audio I/O), aspell and its Indic dictionaries (real words for
-# the demo corpus). Does nothing when all are present, so a second run is instant. Without
+# the demo corpus) and the en/de/fr/es/it/nl ones (the demo encoder's pretraining corpus,
+# make demo-pretrain). Does nothing when all are present, so a second run is instant. Without
 # apt-get or root it prints the command to run instead and exits 1.
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -13,14 +14,15 @@ fi
 
 PACKAGES=(espeak-ng sox libsndfile1 aspell
           aspell-hi aspell-bn aspell-ta aspell-te aspell-mr aspell-gu aspell-kn aspell-ml
-          aspell-pa aspell-or)
+          aspell-pa aspell-or
+          aspell-en aspell-de aspell-fr aspell-es aspell-it aspell-nl)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   for cmd in espeak-ng sox aspell; do
     command -v "$cmd" >/dev/null 2>&1 || {
       echo "system-deps: '$cmd' is missing and this is not a Debian system;" \
            "install espeak-ng, sox, libsndfile and aspell (with hi bn ta te mr gu kn ml pa or" \
-           "dictionaries) with your package manager." >&2
+           "en de fr es it nl dictionaries) with your package manager." >&2
       exit 1
     }
   done

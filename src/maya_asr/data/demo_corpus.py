@@ -100,35 +100,60 @@ class ShardResult:
     speakers: list[str] = field(default_factory=list)
 
 
-def speakers_for(lang: str) -> list[Speaker]:
-    voice = get_language(lang).espeak_voice
+def speakers_for(lang: str, voice: str | None = None) -> list[Speaker]:
+    """A :class:`Speaker` per ``SPEAKER_STYLES`` entry: ``<lang>-<variant>-s<wpm>-p<pitch>``.
+
+    ``voice`` is the espeak-ng voice; by default the target language's own.
+    """
+    voice = voice or get_language(lang).espeak_voice
     return [
         Speaker(f"{lang}-{variant}-s{speed}-p{pitch}", f"{voice}+{variant}", speed, pitch)
         for variant, speed, pitch in SPEAKER_STYLES
     ]
 
 
-def plan_language(lang: str, cfg: DemoCorpusConfig, words: list[str]) -> list[UtterancePlan]:
-    """Deterministic plan of every utterance of ``lang`` (pure: no synthesis, no I/O)."""
+def plan_language(
+    lang: str,
+    cfg: DemoCorpusConfig,
+    words: list[str],
+    speakers: list[Speaker] | None = None,
+    forbidden_texts: frozenset[str] = frozenset(),
+) -> list[UtterancePlan]:
+    """Deterministic plan of every utterance of ``lang`` (pure: no synthesis, no I/O).
+
+    ``cfg`` needs ``seed``, ``utts_per_lang``, ``vocab_per_lang`` and ``max_words`` (the
+    pretraining corpus config has them too). ``speakers`` defaults to :func:`speakers_for`;
+    a sentence in ``forbidden_texts`` is drawn again (empty by default, so the demo corpus is
+    unchanged by the option).
+    """
     rng = random.Random(f"{cfg.seed}:{lang}")
     vocab = rng.sample(words, min(cfg.vocab_per_lang, len(words)))
-    speakers = speakers_for(lang)
+    speakers = speakers if speakers is not None else speakers_for(lang)
+    if not speakers:
+        raise ValueError(f"no speakers left for {lang}: allow at least one voice style")
     rates, weights = zip(*SAMPLE_RATE_MIX, strict=True)
     plans = []
     for i in range(cfg.utts_per_lang):
-        # Mostly short sentences with a tail to max_words: mean ~6 words, ~3 s of speech.
-        n_words = 1 + min(cfg.max_words - 1, int(rng.gammavariate(1.6, 3.0)))
+        text = _draw_sentence(rng, vocab, cfg.max_words)
+        while text in forbidden_texts:
+            text = _draw_sentence(rng, vocab, cfg.max_words)
         plans.append(
             UtterancePlan(
                 key=f"{lang}_{i:06d}",
                 lang=lang,
-                text=" ".join(rng.choice(vocab) for _ in range(n_words)),
+                text=text,
                 speaker=speakers[i % len(speakers)],
                 sample_rate=rng.choices(rates, weights)[0],
                 audio_format=rng.choice(AUDIO_FORMATS),
             )
         )
     return plans
+
+
+def _draw_sentence(rng: random.Random, vocab: list[str], max_words: int) -> str:
+    # Mostly short sentences with a tail to max_words: mean ~6 words, ~3 s of speech.
+    n_words = 1 + min(max_words - 1, int(rng.gammavariate(1.6, 3.0)))
+    return " ".join(rng.choice(vocab) for _ in range(n_words))
 
 
 def synthesize(plan: UtterancePlan, workdir: str) -> tuple[bytes, float]:
@@ -175,12 +200,18 @@ def write_shard(path: Path, plans: list[UtterancePlan]) -> ShardResult:
     return ShardResult(plans[0].lang, str(path), len(plans), seconds, speakers)
 
 
+def shard_jobs(
+    output_root: Path, lang: str, plans: list[UtterancePlan], shard_size: int
+) -> Iterator[tuple[Path, list[UtterancePlan]]]:
+    """``(<output_root>/<lang>/shard-NNNNNN.tar, its plans)`` for consecutive runs of ``plans``."""
+    for index, start in enumerate(range(0, len(plans), shard_size)):
+        yield output_root / lang / raw_format.shard_name(index), plans[start : start + shard_size]
+
+
 def _shard_jobs(cfg: DemoCorpusConfig) -> Iterator[tuple[Path, list[UtterancePlan]]]:
     for lang in cfg.languages:
         plans = plan_language(lang, cfg, load_words(lang))
-        for index, start in enumerate(range(0, len(plans), cfg.shard_size)):
-            path = cfg.output_root / lang / raw_format.shard_name(index)
-            yield path, plans[start : start + cfg.shard_size]
+        yield from shard_jobs(cfg.output_root, lang, plans, cfg.shard_size)
 
 
 def _check_espeak() -> None:
@@ -195,15 +226,33 @@ def build_demo_corpus(cfg: DemoCorpusConfig, progress: bool = True) -> dict:
     disk are kept and only missing ones are synthesised; with a different fingerprint every shard
     is rewritten and stale shards are removed.
     """
+    sources = {lang: word_source(lang) for lang in cfg.languages}
+    return build_shards(
+        cfg.output_root, cfg.fingerprint(), list(_shard_jobs(cfg)), sources, cfg.workers, progress
+    )
+
+
+def build_shards(
+    output_root: Path,
+    fingerprint: dict,
+    jobs: list[tuple[Path, list[UtterancePlan]]],
+    sources: dict[str, str],
+    workers: int,
+    progress: bool = True,
+) -> dict:
+    """Synthesise planned shards under ``output_root`` with ``corpus.json``; return the summary.
+
+    ``sources`` maps each language, in report order, to where its words came from. Shards of a
+    ``corpus.json`` with the same ``fingerprint`` are kept; any other shard is removed.
+    """
     from tqdm import tqdm
 
     _check_espeak()
-    summary_path = cfg.output_root / "corpus.json"
+    summary_path = output_root / "corpus.json"
     previous = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    same_config = previous is not None and previous.get("config") == cfg.fingerprint()
-    jobs = list(_shard_jobs(cfg))
+    same_config = previous is not None and previous.get("config") == fingerprint
     planned = {str(p) for p, _ in jobs}
-    for lang_dir in cfg.output_root.glob("*/"):
+    for lang_dir in output_root.glob("*/"):
         for stale in lang_dir.glob(raw_format.SHARD_GLOB):
             if str(stale) not in planned:
                 stale.unlink()
@@ -215,9 +264,9 @@ def build_demo_corpus(cfg: DemoCorpusConfig, progress: bool = True) -> dict:
     todo = [(p, plans) for p, plans in jobs if not (str(p) in kept and p.exists())]
     t0 = time.perf_counter()
     bar = tqdm(
-        total=sum(len(pl) for _, pl in todo), unit="utt", desc="demo corpus", disable=not progress
+        total=sum(len(pl) for _, pl in todo), unit="utt", desc="corpus", disable=not progress
     )
-    with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(write_shard, p, plans) for p, plans in todo]
         for fut in as_completed(futures):
             result = fut.result()
@@ -227,22 +276,22 @@ def build_demo_corpus(cfg: DemoCorpusConfig, progress: bool = True) -> dict:
     wall = time.perf_counter() - t0
     results.sort(key=lambda r: r.path)
     summary = {
-        "config": cfg.fingerprint(),
+        "config": fingerprint,
         "shards": [asdict(r) for r in results],
-        "languages": _language_table(results, cfg.languages),
+        "languages": _language_table(results, sources),
         "synthesised_utterances": sum(len(pl) for _, pl in todo),
         "wall_seconds": round(wall, 2),
     }
-    cfg.output_root.mkdir(parents=True, exist_ok=True)
+    output_root.mkdir(parents=True, exist_ok=True)
     tmp = summary_path.with_suffix(".json.partial")
     tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     os.replace(tmp, summary_path)
     return summary
 
 
-def _language_table(results: list[ShardResult], languages: tuple[str, ...]) -> dict:
+def _language_table(results: list[ShardResult], sources: dict[str, str]) -> dict:
     # keyed in the configured language order
-    table = {lang: {"utterances": 0, "hours": 0.0, "speakers": set()} for lang in languages}
+    table = {lang: {"utterances": 0, "hours": 0.0, "speakers": set()} for lang in sources}
     for r in results:
         row = table[r.lang]
         row["utterances"] += r.utterances
@@ -251,7 +300,7 @@ def _language_table(results: list[ShardResult], languages: tuple[str, ...]) -> d
     for lang, row in table.items():
         row["speakers"] = len(row["speakers"])
         row["hours"] = round(row["hours"], 4)
-        row["source"] = word_source(lang)
+        row["source"] = sources[lang]
     return table
 
 

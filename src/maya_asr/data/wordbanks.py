@@ -12,18 +12,18 @@ import subprocess
 import unicodedata
 from importlib import resources
 
-from maya_asr.languages import get_language
+from maya_asr.languages import Language, get_language
 from maya_asr.text.scripts import is_script_word
 
 MIN_CHARS, MAX_CHARS = 2, 12  # code points; keeps fragments and long compounds out of the demo
 
 
-def word_source(lang: str) -> str:
-    """Human-readable source of ``lang``'s words, for reports."""
-    language = get_language(lang)
+def word_source(lang: str | Language) -> str:
+    """Human-readable source of a language's words (a code or a :class:`Language`), for reports."""
+    language = lang if isinstance(lang, Language) else get_language(lang)
     if language.aspell_dict:
         return f"Debian aspell-{language.aspell_dict} dictionary"
-    return f"hand-written word bank (maya_asr/data/wordbanks/{lang}.txt)"
+    return f"hand-written word bank (maya_asr/data/wordbanks/{language.code}.txt)"
 
 
 def _aspell_words(dict_name: str) -> list[str]:
@@ -52,10 +52,17 @@ def _bank_words(lang: str) -> list[str]:
     return " ".join(lines).split()
 
 
-def load_words(lang: str) -> list[str]:
-    """Sorted, de-duplicated, NFC words of ``lang`` that pass its script check."""
-    language = get_language(lang)
-    raw = _aspell_words(language.aspell_dict) if language.aspell_dict else _bank_words(lang)
+def load_words(lang: str | Language) -> list[str]:
+    """Sorted, de-duplicated, NFC words of ``lang`` that pass its script check.
+
+    ``lang`` is a target language code or any :class:`Language` (the pretraining languages of
+    ``maya_asr.data.pretrain_corpus`` are not targets but take their words the same way).
+    """
+    language = lang if isinstance(lang, Language) else get_language(lang)
+    if language.aspell_dict:
+        raw = _aspell_words(language.aspell_dict)
+    else:
+        raw = _bank_words(language.code)
     words = set()
     for word in raw:
         word = unicodedata.normalize("NFC", word)
@@ -64,5 +71,5 @@ def load_words(lang: str) -> list[str]:
         if MIN_CHARS <= len(word) <= MAX_CHARS and is_script_word(word, language.script):
             words.add(word)
     if not words:
-        raise RuntimeError(f"no usable {lang} words from {word_source(lang)}")
+        raise RuntimeError(f"no usable {language.code} words from {word_source(language)}")
     return sorted(words)

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     add("--checkpoint-every", type=int, default=c.checkpoint_every, help="steps per checkpoint")
     add("--log-every", type=int, default=c.log_every, help="steps per curve row")
     add("--val-utterances", type=int, default=c.val_utterances, help="held-out utterances")
+    add("--freq-masks", type=int, default=c.freq_masks, help="SpecAugment frequency masks")
+    add("--time-masks", type=int, default=c.time_masks, help="SpecAugment time masks (0: off)")
     add("--seed", type=int, default=c.seed)
     add("--threads", type=int, default=c.threads, help="torch threads")
     args = parser.parse_args(argv)
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=args.checkpoint_every,
         log_every=args.log_every,
         val_utterances=args.val_utterances,
+        freq_masks=args.freq_masks,
+        time_masks=args.time_masks,
         seed=args.seed,
         threads=args.threads,
     )

@@ -122,3 +122,19 @@ def test_readme_progress_is_rewritten_between_its_markers_only(tmp_path):
     assert steps[1:] == ["50", "100", "150", "200", "250", "300"]  # the checkpoints, header first
     update_readme(readme, tmp_path)
     assert readme.read_text() == text  # idempotent
+
+
+def test_spec_augment_masks_features_while_training_only():
+    from maya_asr.models.pretrain_ctc import CTCPretrainModel, spec_augment_block
+
+    assert spec_augment_block(0, 0) == {}
+    model = CTCPretrainModel(TINY, vocab_size=5, spec_augment=spec_augment_block(2, 5))
+    seen = []
+    model.spec_augment.register_forward_hook(lambda m, args, kwargs, out: seen.append(out),
+                                             with_kwargs=True)  # fmt: skip
+    audio, lengths = 0.1 * torch.randn(2, 16000), torch.tensor([16000, 12000])
+    model.train()(audio, lengths)
+    assert len(seen) == 1 and (seen[0] == 0).any()  # NeMo masks with zeros
+    with torch.no_grad():
+        model.eval()(audio, lengths)
+    assert len(seen) == 1

@@ -83,6 +83,23 @@ def encoder_block(dims: EncoderDims, feat_in: int = 80) -> dict:
     }
 
 
+def spec_augment_block(freq_masks: int = 2, time_masks: int = 5) -> dict:
+    """NeMo's ``SpectrogramAugmentation`` config for pretraining (0 masks: no block).
+
+    Widths are those of NeMo's FastConformer configs (27 mel bins, 5% of the utterance per time
+    mask); the mask counts are ours: a few hours of synthetic speech overfit without them.
+    """
+    if freq_masks == 0 and time_masks == 0:
+        return {}
+    return {
+        "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+        "freq_masks": freq_masks,
+        "time_masks": time_masks,
+        "freq_width": 27,
+        "time_width": 0.05,
+    }
+
+
 def demo_preprocessor_block(config_path: str | Path = DEMO_TRAIN_CONFIG) -> dict:
     """``model.preprocessor`` of the demo training config, resolved (the fine-tune's features)."""
     cfg = OmegaConf.load(config_path)
@@ -92,7 +109,13 @@ def demo_preprocessor_block(config_path: str | Path = DEMO_TRAIN_CONFIG) -> dict
 class CTCPretrainModel(torch.nn.Module):
     """Preprocessor -> FastConformer encoder -> linear CTC head over ``vocab_size`` + blank."""
 
-    def __init__(self, dims: EncoderDims, vocab_size: int, preprocessor: dict | None = None):
+    def __init__(
+        self,
+        dims: EncoderDims,
+        vocab_size: int,
+        preprocessor: dict | None = None,
+        spec_augment: dict | None = None,
+    ):
         super().__init__()
         from nemo.core.classes.common import Serialization
 
@@ -101,6 +124,10 @@ class CTCPretrainModel(torch.nn.Module):
         self.vocab_size = vocab_size
         self.blank = vocab_size  # NeMo's convention: blank is the last class
         self.preprocessor = Serialization.from_config_dict(OmegaConf.create(preprocessor))
+        # NeMo's SpectrogramAugmentation (as in its FastConformer configs), training mode only
+        self.spec_augment = (
+            Serialization.from_config_dict(OmegaConf.create(spec_augment)) if spec_augment else None
+        )
         block = encoder_block(dims, feat_in=int(preprocessor["features"]))
         self.encoder = Serialization.from_config_dict(OmegaConf.create(block))
         self.head = torch.nn.Linear(dims.d_model, vocab_size + 1)
@@ -110,6 +137,8 @@ class CTCPretrainModel(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """audio (B, S) at the preprocessor's rate, lengths (B,) -> log-probs (B, T, V+1), (B,)."""
         feats, feat_len = self.preprocessor(input_signal=audio, length=audio_len)  # (B, 80, F)
+        if self.spec_augment is not None and self.training:
+            feats = self.spec_augment(input_spec=feats, length=feat_len)
         encoded, enc_len = self.encoder(audio_signal=feats, length=feat_len)  # (B, D, T)
         logits = self.head(encoded.transpose(1, 2))  # (B, T, V+1)
         return logits.log_softmax(dim=-1), enc_len

@@ -60,6 +60,8 @@ class PretrainConfig:
     checkpoint_every: int = 250  # steps between overwritten encoder.pt/curve.csv/last.pt
     log_every: int = 25  # steps averaged into one curve row
     val_utterances: int = 60  # held out from the corpus (not speakers: voices are shared)
+    freq_masks: int = 2  # SpecAugment (NeMo's SpectrogramAugmentation) while training; 0 and
+    time_masks: int = 5  # 0 turn it off
     seed: int = 0
     threads: int = 2  # torch intra-op threads
 
@@ -71,6 +73,9 @@ class PretrainConfig:
         for name in ("vocab_size", "max_steps", "max_batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("freq_masks", "time_masks"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 (off) or more, got {getattr(self, name)}")
         if self.batch_seconds <= 0 or self.lr <= 0:
             problems.append("batch_seconds and lr must be positive")
         if not 0 <= self.warmup_steps <= self.max_steps:
@@ -293,7 +298,7 @@ def evaluate(model, utts: list[Utterance], sp, batch_seconds: float) -> tuple[fl
 def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=print) -> dict:
     """Train (or resume) until ``cfg.max_steps`` (or ``stop_after`` more steps); return summary."""
     from maya_asr.models.lr_schedule import GroupCosine
-    from maya_asr.models.pretrain_ctc import CTCPretrainModel
+    from maya_asr.models.pretrain_ctc import CTCPretrainModel, spec_augment_block
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -316,7 +321,11 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
         f"loaded in {time.perf_counter() - t_load:.0f} s"
     )
 
-    model = CTCPretrainModel(cfg.dims, vocab_size=len(sp))
+    model = CTCPretrainModel(
+        cfg.dims,
+        vocab_size=len(sp),
+        spec_augment=spec_augment_block(cfg.freq_masks, cfg.time_masks),
+    )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
     )
@@ -351,12 +360,23 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
         state["wall_s"] += time.perf_counter() - t0  # wall time counts evaluation too
         if state["curve"] and state["curve"][-1]["step"] == state["step"]:
             state["curve"][-1].update(val_loss=round(val_loss, 4), val_cer=round(val_cer, 4))
+        # encoder.pt is the checkpoint with the lowest held-out CER so far: a long run on a few
+        # hours of speech overfits, and the fine-tune should start from its best encoder
+        best = state.get("best")
+        improved = best is None or val_cer < best["val_cer"]
+        if improved:
+            best = state["best"] = {
+                "step": state["step"],
+                "val_loss": round(val_loss, 4),
+                "val_cer": round(val_cer, 4),
+            }
         summary = {
             "step": state["step"],
             "epoch": state["epoch"],
             "train_loss": state["curve"][-1]["loss"] if state["curve"] else None,
             "val_loss": round(val_loss, 4),
             "val_cer": round(val_cer, 4),
+            "encoder_pt": best,  # the step encoder.pt holds (best held-out CER)
             "wall_s": round(state["wall_s"], 1),
             "audio_hours_seen": round(state["audio_s"] / 3600, 3),
             "train_hours": round(hours, 3),
@@ -365,7 +385,8 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
             "encoder_parameters": n_params,
             "settings": cfg.settings(),
         }
-        _atomic_save(model.encoder.state_dict(), cfg.out_dir / "encoder.pt")
+        if improved:
+            _atomic_save(model.encoder.state_dict(), cfg.out_dir / "encoder.pt")
         _write_curve(state["curve"], cfg.out_dir / "curve.csv")
         _atomic_text(json.dumps(summary, indent=2) + "\n", cfg.out_dir / "summary.json")
         _atomic_save(
@@ -379,7 +400,8 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
             },
             last,
         )
-        log(f"checkpoint @ {state['step']}: val loss {val_loss:.3f}, val CER {val_cer:.3f}")
+        kept = "saved as encoder.pt" if improved else f"encoder.pt stays at step {best['step']}"
+        log(f"checkpoint @ {state['step']}: val loss {val_loss:.3f}, CER {val_cer:.3f} ({kept})")
         return summary
 
     end = cfg.max_steps if stop_after is None else min(cfg.max_steps, state["step"] + stop_after)
@@ -449,6 +471,15 @@ def progress_markdown(out_dir: Path, rows_shown: int = 12) -> str:
         f"({summary['audio_hours_seen'] / summary['train_hours']:.1f} epochs of "
         f"{summary['train_hours']:.2f} h).",
         "",
+        *(
+            [
+                f"`encoder.pt` holds step **{best['step']}**, the lowest held-out CER so far "
+                f"({best['val_cer']:.3f}; held-out loss {best['val_loss']}).",
+                "",
+            ]
+            if (best := summary.get("encoder_pt"))
+            else []
+        ),
         "| step | train loss | held-out loss | held-out CER | LR | wall (h) | audio seen (h) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]

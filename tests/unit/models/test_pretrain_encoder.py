@@ -69,3 +69,21 @@ def test_saved_encoder_loads_strictly_and_a_second_run_resumes(tmp_path, en_toke
     assert report.ok and len(report.loaded) == len(saved) == len(model.encoder.state_dict())
     for key, tensor in model.encoder.state_dict().items():
         assert torch.equal(tensor, saved[key]), key
+
+
+def test_encoder_pt_keeps_the_checkpoint_with_the_lowest_heldout_cer(tmp_path, monkeypatch):
+    import maya_asr.training.pretrain as pretrain
+
+    _tiny_corpus(tmp_path / "corpus")
+    cfg = _config(tmp_path, freq_masks=0, time_masks=0)
+    cers = iter([0.5, 0.7])  # step 2 is the best; step 3 (the end) is worse
+    monkeypatch.setattr(pretrain, "evaluate", lambda *a, **k: (1.0, next(cers)))
+    run_pretraining(cfg, stop_after=2, log=lambda m: None)
+    at_step_2 = torch.load(tmp_path / "out" / "encoder.pt", weights_only=True)
+    summary = run_pretraining(cfg, log=lambda m: None)
+    assert summary["step"] == 3 and summary["val_cer"] == 0.7
+    assert summary["encoder_pt"] == {"step": 2, "val_loss": 1.0, "val_cer": 0.5}
+    kept = torch.load(tmp_path / "out" / "encoder.pt", weights_only=True)
+    last = torch.load(tmp_path / "work" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(kept[k], at_step_2[k]) for k in at_step_2)
+    assert any(not torch.equal(kept[k], last[f"encoder.{k}"]) for k in kept)

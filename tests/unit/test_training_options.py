@@ -50,6 +50,7 @@ def test_switches():
     cfg = build_config(BASE, flags)
     assert cfg.run.smoke and not cfg.run.preflight
     assert cfg.model.language_dropout == 1.0  # every utterance on the language-free path
+    assert cfg.model.lid_loss_weight == 0.0  # and no LID head mixes language vectors in
 
 
 @pytest.mark.parametrize(

@@ -131,8 +131,10 @@ def build_config(
         if flags.get("no_preflight"):
             cfg.run.preflight = False
         if cfg.run.no_lang_embed:
-            # Every utterance takes the language-free path: the model learns no language vectors.
+            # Every utterance takes the language-free path and no language-ID head mixes vectors
+            # in for it: the model learns no language vectors.
             cfg.model.language_dropout = 1.0
+            cfg.model.lid_loss_weight = 0.0
         if dotlist:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
     return cfg

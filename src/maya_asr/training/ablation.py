@@ -1,0 +1,92 @@
+"""`make demo-ablate`: the demo recipe with one part removed at a time, and its table.
+
+Each variant is the demo config plus training-script arguments (flags or OmegaConf overrides);
+everything else (data, steps, seed, evaluation set) is the full recipe's. The table reads the
+``report.json`` that ``scripts/evaluate.py`` writes for each variant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from maya_asr.inference.error_rates import ALL
+
+
+@dataclass(frozen=True)
+class Variant:
+    slug: str  # run folder name
+    label: str  # table row
+    args: tuple[str, ...]  # extra scripts/train_prod.py arguments
+
+
+def variants(heads_lr: float) -> tuple[Variant, ...]:
+    """The full recipe first, then one variant per removed part. ``heads_lr``: model.optim.lr."""
+    return (
+        Variant("full", "full recipe", ()),
+        Variant("no_pretrained", "no pretrained encoder", ("run.pretrained_encoder=null",)),
+        Variant(
+            "no_freeze",
+            "no encoder freeze",
+            ("model.encoder_freeze_steps=0", "model.optim.sched.encoder_rewarmup_steps=0"),
+        ),
+        Variant(
+            "one_lr",
+            "one LR for all",
+            (f"model.optim_param_groups.encoder.lr={heads_lr}",),
+        ),
+        Variant("no_ctc_warmup", "no CTC warm-up", ("model.ctc_warmup_steps=0",)),
+        Variant("no_lang_embed", "no language embedding", ("--no-lang-embed",)),
+    )
+
+
+def scores(report: dict) -> dict[str, float]:
+    """``{"tdt/cer": .., "tdt/wer": .., "ctc/free/cer": ..}`` over all languages of one model.
+
+    ``report`` is evaluate.py's report.json; with ``--compare`` only the first model counts.
+    """
+    out = {}
+    first = report["systems"][0]["model"]
+    for system in (s for s in report["systems"] if s["model"] == first):
+        kind = system["decoder"] + ("" if system["language_given"] else "/free")
+        overall = system["scores"][ALL]
+        out[f"{kind}/cer"] = overall["cer"]
+        out[f"{kind}/wer"] = overall["wer"]
+    return out
+
+
+def best_head_cer(row: dict[str, float]) -> float:
+    """CER of the better head with the language given (the demo goal's figure)."""
+    return min(row.get("tdt/cer", math.inf), row.get("ctc/cer", math.inf))
+
+
+def markdown_table(rows: dict[str, dict[str, float]], full: str = "full recipe") -> str:
+    """One row per variant: CER/WER of both heads (language given, then free) and the change
+    of the better head's CER against ``full``'s, in points."""
+    kinds = [
+        ("tdt", "TDT"),
+        ("ctc", "CTC"),
+        ("tdt/free", "TDT free"),
+        ("ctc/free", "CTC free"),
+    ]
+    header = ["variant"]
+    for _, name in kinds:
+        header += [f"{name} CER", f"{name} WER"]
+    header.append("Δ best CER vs full")
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    base = best_head_cer(rows[full]) if full in rows else None
+    for label, row in rows.items():
+        cells = [label]
+        for kind, _ in kinds:
+            for metric in ("cer", "wer"):
+                value = row.get(f"{kind}/{metric}")
+                cells.append("–" if value is None else f"{100 * value:.1f}%")
+        best = best_head_cer(row)
+        if base is None or not math.isfinite(best):
+            cells.append("–")
+        elif label == full:
+            cells.append("(reference)")
+        else:
+            cells.append(f"{100 * (best - base):+.1f} pp")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -63,6 +63,7 @@ PRETRAIN_UTTS ?= 500
 PRETRAIN_DIR ?= pretrained/demo
 PRETRAIN_WORK ?= artifacts/demo_pretrain/run
 PRETRAIN_STEPS ?= 8000
+PRETRAIN_HELDOUT ?= 60
 # torch threads: 1 when the box is shared (two OpenMP threads of a niced job next to another busy
 # process spin at barriers: measured ~10x slower per step than one thread)
 PRETRAIN_THREADS ?= $(WORKERS)
@@ -76,7 +77,8 @@ demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~3 
 
 demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (hours; resumable)
 	$(PY) scripts/pretrain_demo_encoder.py --corpus-root $(PRETRAIN_ROOT) --out-dir $(PRETRAIN_DIR) \
-		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS)
+		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS) \
+		--val-utterances $(PRETRAIN_HELDOUT)
 
 # ---------------------------------------------------------------- data (prod-artifacts)
 # raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest
@@ -244,10 +246,14 @@ SMOKE_STEPS ?= 100
 
 .PHONY: demo-train demo-eval demo-ablate smoke
 
+# A new config or encoder.pt retrains from step 0: train_prod.py would resume the old run's
+# last.ckpt otherwise.
 $(DEMO_RUN)/model.nemo: artifacts/demo/phase3/production_train_final.parquet $(DEMO_CONFIG) \
 		$(PRETRAIN_DIR)/encoder.pt
+	rm -rf $(DEMO_RUN)
 	$(PY) scripts/train_prod.py --config $(DEMO_CONFIG) --run-dir $(DEMO_RUN) \
-		--max-steps $(DEMO_STEPS) --val-every $(DEMO_STEPS) --checkpoint-every $(DEMO_STEPS)
+		--max-steps $(DEMO_STEPS) --val-every $(DEMO_STEPS) --checkpoint-every $(DEMO_STEPS) \
+		--pretrained-encoder $(PRETRAIN_DIR)/encoder.pt
 
 demo-train: demo-artifacts  ## fine-tune the pretrained demo FastConformer, recipe on -> $(DEMO_RUN)/model.nemo
 	@$(MAKE) --no-print-directory $(DEMO_RUN)/model.nemo
@@ -258,11 +264,12 @@ demo-eval: demo-train  ## per-language WER/CER of both heads, before vs after tr
 	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(DEMO_RUN)/model.nemo
 
 # One part of the recipe removed at a time, DEMO_STEPS each, scored like make demo; reuses make
-# demo's run as the full recipe when it exists. ~25 min per variant on 2 cores; resumable.
+# demo's run as the full recipe when its config is the same. ~25 min a variant on 2 cores;
+# finished variants are kept, so it resumes.
 demo-ablate: demo-artifacts  ## the demo recipe minus one part at a time -> experiments/demo_ablate/ablation.md
 	$(PY) scripts/demo_ablate.py --config $(DEMO_CONFIG) --steps $(DEMO_STEPS) \
 		--val-manifest $(DEMO_VAL) --out-dir experiments/demo_ablate \
-		$(if $(wildcard $(DEMO_RUN)/eval/report.json),--full-run $(DEMO_RUN),)
+		--full-run $(DEMO_RUN)
 
 smoke: demo-artifacts  ## ~100 steps of the smoke model, validation, .nemo, restore + transcribe (both heads)
 	rm -rf $(SMOKE_RUN)

@@ -9,14 +9,16 @@ Usage:
 Each variant trains configs/train/demo_cpu.yaml for --steps with one part removed (no pretrained
 encoder, no freeze, one LR for all, no CTC warm-up, no language embedding), then
 scripts/evaluate.py scores it on the demo's held-out voices (both heads, language given and
-free). Runs go to <out-dir>/<variant>/; a variant whose eval/report.json exists is not redone,
-so an interrupted ablation resumes. Writes <out-dir>/ablation.md and ablation.json.
+free). Runs go to <out-dir>/<variant>/; a finished variant whose saved config is this one's (and
+whose pretrained encoder has not changed since) is not redone, so an interrupted ablation
+resumes and a changed config or --steps retrains. Writes <out-dir>/ablation.md and ablation.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -42,14 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated variants (default all)")
     p.add_argument(
         "--full-run",
-        help="a finished run of the same config and --steps (make demo's) to use as the full "
-        "recipe; its eval/report.json must exist",
+        help="make demo's run: used as the full recipe when its config.yaml is this variant's "
+        "(same --steps) and its eval/report.json exists; otherwise trained here",
     )
     args = p.parse_args(argv)
 
     from omegaconf import OmegaConf
 
-    from maya_asr.training.ablation import markdown_table, scores, variants
+    from maya_asr.training.ablation import (
+        expected_config,
+        markdown_table,
+        scores,
+        stale_reason,
+        train_args,
+        variants,
+    )
 
     cfg = OmegaConf.load(args.config)
     all_variants = variants(heads_lr=float(cfg.model.optim.lr))
@@ -62,30 +71,32 @@ def main(argv: list[str] | None = None) -> int:
     rows, timings = {}, {}
     for v in all_variants:
         run = out / v.slug
-        report = run / "eval" / "report.json"
+        expected = expected_config(args.config, args.steps, v)
         if v.slug == "full" and args.full_run:
-            run = Path(args.full_run)
-            report = run / "eval" / "report.json"
-            steps = OmegaConf.load(run / "config.yaml").trainer.max_steps
-            if steps != args.steps or not report.exists():
-                p.error(
-                    f"--full-run {run}: trained {steps} steps (want {args.steps}) or has no "
-                    "eval/report.json; run `make demo` with DEMO_STEPS={args.steps} first"
-                )
-        elif wanted and v.slug not in wanted:
-            if report.exists():  # done earlier: keep it in the table
+            why = stale_reason(Path(args.full_run), expected)
+            if why is None and (Path(args.full_run) / "eval" / "report.json").exists():
+                run = Path(args.full_run)  # make demo's run is this variant: reuse it
+            else:
+                print(f"not reusing {args.full_run}: {why or 'no eval/report.json'}", flush=True)
+        report = run / "eval" / "report.json"
+        if wanted and v.slug not in wanted:
+            if report.exists() and stale_reason(run, expected) is None:  # done earlier
                 rows[v.label] = scores(json.loads(report.read_text()))
             continue
+        if report.exists() and (why := stale_reason(run, expected)) is not None:
+            print(f"redoing {v.slug}: {why}", flush=True)
+            shutil.rmtree(run)
         if not report.exists():
             run.mkdir(parents=True, exist_ok=True)
             log = run / "ablate.log"
-            t0 = time.perf_counter()
-            if not (run / "model.nemo").exists():
-                _run([sys.executable, "scripts/train_prod.py", "--config", args.config,
-                      "--run-dir", str(run), "--max-steps", str(args.steps),
-                      "--val-every", str(args.steps), "--checkpoint-every", str(args.steps),
-                      *v.args], log)  # fmt: skip
-            timings[v.label] = round(time.perf_counter() - t0, 1)
+            if stale_reason(run, expected) is not None:  # no finished model.nemo of this config
+                for stale in ("checkpoints", "model.nemo", "config.yaml"):
+                    path = run / stale
+                    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                t0 = time.perf_counter()
+                _run([sys.executable, "scripts/train_prod.py", "--run-dir", str(run),
+                      *train_args(args.config, args.steps, v)], log)  # fmt: skip
+                timings[v.label] = round(time.perf_counter() - t0, 1)
             _run([sys.executable, "scripts/evaluate.py", "--model", str(run / "model.nemo"),
                   "--manifest", args.val_manifest, "--out-dir", str(run / "eval"),
                   "--no-progress"], log)  # fmt: skip

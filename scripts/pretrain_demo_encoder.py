@@ -6,10 +6,12 @@ Usage:
     python scripts/pretrain_demo_encoder.py --corpus-root /tmp/tiny --out-dir /tmp/enc \\
         --work-dir /tmp/enc_run --max-steps 20 --checkpoint-every 10
 
-Every --checkpoint-every steps it overwrites <out-dir>/encoder.pt (the encoder state dict for
-maya_asr.models.load_pretrained_encoder), curve.csv and summary.json, and <work-dir>/last.pt;
-running the same command again resumes from last.pt. <out-dir>/encoder.yaml is the encoder's
-config block for the demo config. Stop it any time: the last checkpoint is usable.
+Every --checkpoint-every steps it scores the held-out utterances and overwrites
+<out-dir>/encoder.pt (the encoder state dict, for maya_asr.models.load_pretrained_encoder, of the
+checkpoint with the lowest held-out CER so far), curve.csv and summary.json, and
+<work-dir>/last.pt; running the same command again resumes from last.pt (refused if the corpus,
+held-out set or augmentation changed). <out-dir>/encoder.yaml is the encoder's config block for
+the demo config. Stop it any time: encoder.pt is usable.
 
     python scripts/pretrain_demo_encoder.py --update-readme pretrained/demo/README.md
 

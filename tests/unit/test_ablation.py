@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import pytest
 from omegaconf import OmegaConf
 
-from maya_asr.training.ablation import markdown_table, scores, variants
-from maya_asr.training.options import FLAG_KEYS, add_flags, build_config
+from maya_asr.training.ablation import (
+    expected_config,
+    markdown_table,
+    scores,
+    stale_reason,
+    variants,
+)
 
 DEMO = "configs/train/demo_cpu.yaml"
 
 
-def _config(extra: tuple[str, ...]):
-    """The merged config scripts/train_prod.py builds for the demo with ``extra`` arguments."""
-    parser = argparse.ArgumentParser()
-    add_flags(parser)
-    args = parser.parse_args(["--config", DEMO, "--max-steps", "1400", *extra])
-    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
-    flags.update(smoke=False, no_lang_embed=args.no_lang_embed, no_preflight=False)
-    return build_config(OmegaConf.load(DEMO), flags, args.overrides)
+def _config(variant=None):
+    """The merged config scripts/train_prod.py builds for the demo variant."""
+    return OmegaConf.create(expected_config(DEMO, 1400, variant or variants(2e-3)[0]))
 
 
 # what each variant must change (key -> value) and nothing else of the recipe
@@ -37,11 +37,11 @@ RECIPE_KEYS = sorted({key for changes in REMOVED.values() for key in changes})
 
 @pytest.mark.parametrize("variant", variants(heads_lr=2e-3), ids=lambda v: v.slug)
 def test_each_variant_removes_exactly_its_part_of_the_recipe(variant):
-    full = _config(())
+    full = _config()
     assert full.run.pretrained_encoder and full.model.encoder_freeze_steps > 0
     assert full.model.ctc_warmup_steps > 0 and 0 < full.model.language_dropout < 1
     assert full.model.optim_param_groups.encoder.lr < full.model.optim.lr
-    cfg = _config(variant.args)
+    cfg = _config(variant)
     changed = REMOVED[variant.slug]
     for key in RECIPE_KEYS:
         want = changed.get(key, OmegaConf.select(full, key))
@@ -70,3 +70,25 @@ def test_table_scores_the_first_model_and_gives_the_delta_of_the_better_head():
     lines = table.splitlines()
     assert lines[2].startswith("| full recipe | 20.0% | 60.0% | 18.0% | 55.0%")
     assert lines[2].endswith("(reference) |") and lines[3].endswith("| +7.0 pp |")
+
+
+def test_a_finished_run_is_reused_only_while_its_config_and_encoder_are_unchanged(tmp_path):
+    full, no_freeze = variants(2e-3)[0], variants(2e-3)[2]
+    encoder = tmp_path / "encoder.pt"
+    encoder.write_bytes(b"weights")
+    expected = expected_config(DEMO, 1400, full)
+    expected["run"]["pretrained_encoder"] = str(encoder)
+    run = tmp_path / "run"
+    run.mkdir()
+    assert "unfinished" in stale_reason(run, expected)
+    saved = OmegaConf.create({**expected, "run": {**expected["run"], "dir": "elsewhere"}})
+    OmegaConf.save(saved, run / "config.yaml")
+    (run / "model.nemo").write_bytes(b"nemo")
+    os.utime(encoder, (1, 1))  # the encoder predates the model
+    assert stale_reason(run, expected) is None  # run.dir may differ
+    other = "trained with another config"
+    assert stale_reason(run, expected_config(DEMO, 1400, no_freeze)) == other
+    assert stale_reason(run, expected_config(DEMO, 700, full)) == other
+    os.utime(encoder, None)  # a new encoder.pt since
+    os.utime(run / "model.nemo", (2, 2))
+    assert "newer than its model.nemo" in stale_reason(run, expected)

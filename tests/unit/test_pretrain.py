@@ -63,6 +63,8 @@ def test_heldout_split_is_disjoint_and_covers_every_language():
 def test_config_errors_say_what_to_change(tmp_path):
     with pytest.raises(ValueError, match="warmup_steps=50 must lie in"):
         PretrainConfig(corpus_root=tmp_path, max_steps=10, warmup_steps=50)
+    with pytest.raises(ValueError, match="val_utterances must be at least 1"):
+        PretrainConfig(corpus_root=tmp_path, val_utterances=0)
     with pytest.raises(ValueError, match="multiple of n_heads"):
         EncoderDims(d_model=100, n_heads=3)
 

@@ -7,8 +7,10 @@ everything else (data, steps, seed, evaluation set) is the full recipe's. The ta
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from maya_asr.inference.error_rates import ALL
 
@@ -38,6 +40,51 @@ def variants(heads_lr: float) -> tuple[Variant, ...]:
         Variant("no_ctc_warmup", "no CTC warm-up", ("model.ctc_warmup_steps=0",)),
         Variant("no_lang_embed", "no language embedding", ("--no-lang-embed",)),
     )
+
+
+def train_args(config: str, steps: int, variant: Variant) -> list[str]:
+    """The scripts/train_prod.py arguments of ``variant`` (run folder not included)."""
+    every = str(steps)
+    return ["--config", config, "--max-steps", every, "--val-every", every,
+            "--checkpoint-every", every, *variant.args]  # fmt: skip
+
+
+def expected_config(config: str, steps: int, variant: Variant) -> dict:
+    """The merged config scripts/train_prod.py writes to <run>/config.yaml for ``variant``,
+    without ``run.dir`` (the one key that differs between an ablation run and make demo's)."""
+    from omegaconf import OmegaConf
+
+    from maya_asr.training.options import FLAG_KEYS, add_flags, build_config
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    args = parser.parse_args(train_args(config, steps, variant))
+    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
+    flags.update(smoke=False, no_lang_embed=args.no_lang_embed, no_preflight=False)
+    cfg = OmegaConf.to_container(build_config(OmegaConf.load(config), flags, args.overrides))
+    cfg.get("run", {}).pop("dir", None)
+    return cfg
+
+
+def stale_reason(run: Path, expected: dict) -> str | None:
+    """Why the finished ``run`` is not ``expected``'s result (None: it is and can be reused).
+
+    A run is stale when its saved config differs (other steps, LRs, encoder...) or when the
+    pretrained encoder it loaded has changed since its model.nemo was written.
+    """
+    from omegaconf import OmegaConf
+
+    saved, nemo = run / "config.yaml", run / "model.nemo"
+    if not saved.exists() or not nemo.exists():
+        return "unfinished (no config.yaml or model.nemo)"
+    cfg = OmegaConf.to_container(OmegaConf.load(saved))
+    cfg.get("run", {}).pop("dir", None)
+    if cfg != expected:
+        return "trained with another config"
+    encoder = (expected.get("run") or {}).get("pretrained_encoder")
+    if encoder and Path(encoder).exists() and Path(encoder).stat().st_mtime > nemo.stat().st_mtime:
+        return f"{encoder} is newer than its model.nemo"
+    return None
 
 
 def scores(report: dict) -> dict[str, float]:

@@ -3,18 +3,21 @@
 The run is built to be stopped at any time and still leave something usable: every
 ``checkpoint_every`` steps it overwrites
 
-* ``<out_dir>/encoder.pt``   the encoder state dict (``load_pretrained_encoder`` reads it),
+* ``<out_dir>/encoder.pt``   the encoder state dict (``load_pretrained_encoder`` reads it) of the
+  checkpoint with the lowest held-out CER so far (a copy of ``<work_dir>/best_encoder.pt``),
 * ``<out_dir>/curve.csv``    step, loss, learning rate, wall time, audio seen, held-out loss/CER,
-* ``<out_dir>/summary.json`` the latest figures and the run's settings,
-* ``<work_dir>/last.pt``     model, optimizer, schedule and curve, so the same command resumes,
+* ``<out_dir>/summary.json`` the latest figures, the step encoder.pt holds, the run's settings,
+* ``<work_dir>/last.pt``     model, optimizer, schedule and curve, so the same command resumes
+  (refused when the corpus, tokenizer, held-out set or augmentation differ),
 
 each written to a temporary name and renamed. ``<out_dir>/encoder.yaml`` is the encoder's config
 block for the demo config to copy.
 
 Speed choices (see ``pretrained/demo/README.md``): a small BPE vocabulary for the throwaway head
 (characters do not fit CTC at 80-ms frames: espeak-ng speaks ~11 characters a second, the encoder
-emits 12.5 frames), no SpecAugment, a long linear warm-up, batches of up to ``batch_seconds`` of
-padded audio from duration buckets, the whole corpus decoded once into memory.
+emits 12.5 frames), SpecAugment optional and off (it delays leaving the blank plateau), a long
+linear warm-up, batches of up to ``batch_seconds`` of padded audio from duration buckets, the
+whole corpus decoded once into memory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,11 +61,14 @@ class PretrainConfig:
     warmup_steps: int = 200  # linear warm-up (attention models diverge without one)
     min_lr_ratio: float = 0.05  # the cosine ends at lr x this
     grad_clip: float = 1.0
-    checkpoint_every: int = 250  # steps between overwritten encoder.pt/curve.csv/last.pt
+    checkpoint_every: int = 250  # steps between held-out scores and curve.csv/last.pt writes
     log_every: int = 25  # steps averaged into one curve row
     val_utterances: int = 60  # held out from the corpus (not speakers: voices are shared)
-    freq_masks: int = 2  # SpecAugment (NeMo's SpectrogramAugmentation) while training; 0 and
-    time_masks: int = 5  # 0 turn it off
+    # SpecAugment (NeMo's SpectrogramAugmentation) while training; off by default: with 2 x 27-bin
+    # and 5 x 5% masks an 18-h run was still on the blank plateau at step 500 (held-out CER
+    # 0.94) where the unaugmented 3-h run had left it at step 250 (0.40 at 500)
+    freq_masks: int = 0
+    time_masks: int = 0
     seed: int = 0
     threads: int = 2  # torch intra-op threads
 
@@ -70,7 +77,14 @@ class PretrainConfig:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         object.__setattr__(self, "work_dir", Path(self.work_dir))
         problems = []
-        for name in ("vocab_size", "max_steps", "max_batch_size", "checkpoint_every", "log_every"):
+        for name in (
+            "vocab_size",
+            "max_steps",
+            "max_batch_size",
+            "checkpoint_every",
+            "log_every",
+            "val_utterances",  # encoder.pt is chosen by held-out CER
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("freq_masks", "time_masks"):
@@ -321,6 +335,15 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
         f"loaded in {time.perf_counter() - t_load:.0f} s"
     )
 
+    # what a resumed run must share with the one that wrote last.pt: the same corpus and tokenizer
+    # (piece ids), the same held-out set (best-CER comparisons) and the same augmentation
+    fingerprint = {
+        "dims": asdict(cfg.dims),
+        "vocab": len(sp),
+        "corpus": {"utterances": len(utts), "chars": sum(len(u.text) for u in utts)},
+        "heldout": sorted(u.key for u in heldout),
+        "spec_augment": [cfg.freq_masks, cfg.time_masks],
+    }
     model = CTCPretrainModel(
         cfg.dims,
         vocab_size=len(sp),
@@ -341,10 +364,12 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
     last = cfg.work_dir / "last.pt"
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        if ckpt["settings"]["dims"] != asdict(cfg.dims) or ckpt["vocab"] != len(sp):
+        theirs = ckpt.get("fingerprint")
+        if theirs != fingerprint:
+            differ = [k for k in fingerprint if not theirs or theirs.get(k) != fingerprint[k]]
             raise ValueError(
-                f"{last} was trained with other dims or vocabulary; delete it (or --work-dir "
-                "elsewhere) to start a new run"
+                f"{last} belongs to another run (differs in: {', '.join(differ)}); delete "
+                f"{cfg.work_dir} (or pass another --work-dir) to start a new run"
             )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -363,20 +388,22 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
         # encoder.pt is the checkpoint with the lowest held-out CER so far: a long run on a few
         # hours of speech overfits, and the fine-tune should start from its best encoder
         best = state.get("best")
-        improved = best is None or val_cer < best["val_cer"]
+        improved = best is None or val_cer < best["raw_cer"]
         if improved:
             best = state["best"] = {
                 "step": state["step"],
                 "val_loss": round(val_loss, 4),
                 "val_cer": round(val_cer, 4),
+                "raw_cer": val_cer,
             }
+            _atomic_save(model.encoder.state_dict(), cfg.work_dir / "best_encoder.pt")
         summary = {
             "step": state["step"],
             "epoch": state["epoch"],
             "train_loss": state["curve"][-1]["loss"] if state["curve"] else None,
             "val_loss": round(val_loss, 4),
             "val_cer": round(val_cer, 4),
-            "encoder_pt": best,  # the step encoder.pt holds (best held-out CER)
+            "encoder_pt": {k: v for k, v in best.items() if k != "raw_cer"},  # its step
             "wall_s": round(state["wall_s"], 1),
             "audio_hours_seen": round(state["audio_s"] / 3600, 3),
             "train_hours": round(hours, 3),
@@ -385,8 +412,11 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
             "encoder_parameters": n_params,
             "settings": cfg.settings(),
         }
-        if improved:
-            _atomic_save(model.encoder.state_dict(), cfg.out_dir / "encoder.pt")
+        # copied at every checkpoint, so encoder.pt and summary.json always agree (also after
+        # a crash between writes or a resume into another --out-dir)
+        tmp = cfg.out_dir / "encoder.pt.tmp"
+        shutil.copyfile(cfg.work_dir / "best_encoder.pt", tmp)
+        os.replace(tmp, cfg.out_dir / "encoder.pt")
         _write_curve(state["curve"], cfg.out_dir / "curve.csv")
         _atomic_text(json.dumps(summary, indent=2) + "\n", cfg.out_dir / "summary.json")
         _atomic_save(
@@ -397,6 +427,7 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
                 "state": state,
                 "settings": cfg.settings(),
                 "vocab": len(sp),
+                "fingerprint": fingerprint,
             },
             last,
         )

@@ -87,3 +87,13 @@ def test_encoder_pt_keeps_the_checkpoint_with_the_lowest_heldout_cer(tmp_path, m
     last = torch.load(tmp_path / "work" / "last.pt", weights_only=False)["model"]
     assert all(torch.equal(kept[k], at_step_2[k]) for k in at_step_2)
     assert any(not torch.equal(kept[k], last[f"encoder.{k}"]) for k in kept)
+
+
+def test_a_run_refuses_to_resume_another_runs_checkpoint(tmp_path):
+    import pytest
+
+    _tiny_corpus(tmp_path / "corpus")
+    run_pretraining(_config(tmp_path), stop_after=2, log=lambda m: None)
+    other = _config(tmp_path, time_masks=2)  # same corpus, other augmentation
+    with pytest.raises(ValueError, match=r"differs in: spec_augment.*delete"):
+        run_pretraining(other, log=lambda m: None)

@@ -23,7 +23,7 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    from maya_asr.training.options import FLAG_KEYS, add_flags
+    from maya_asr.training.options import add_flags
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -33,15 +33,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from omegaconf import OmegaConf
 
-    from maya_asr.training.options import build_config
+    from maya_asr.training.options import build_config, flags_of
     from maya_asr.training.run import apply_smoke, quiet_logs, train
 
     quiet_logs()
-    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
-    if flags["devices"] is not None and str(flags["devices"]).isdigit():
-        flags["devices"] = int(flags["devices"])
-    flags.update(smoke=args.smoke, no_lang_embed=args.no_lang_embed, no_preflight=args.no_preflight)
-    cfg = build_config(OmegaConf.load(args.config), flags, args.overrides)
+    cfg = build_config(OmegaConf.load(args.config), flags_of(args), args.overrides)
     if cfg.run.smoke:
         from pathlib import Path
 

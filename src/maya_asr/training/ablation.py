@@ -54,14 +54,13 @@ def expected_config(config: str, steps: int, variant: Variant) -> dict:
     without ``run.dir`` (the one key that differs between an ablation run and make demo's)."""
     from omegaconf import OmegaConf
 
-    from maya_asr.training.options import FLAG_KEYS, add_flags, build_config
+    from maya_asr.training.options import add_flags, build_config, flags_of
 
     parser = argparse.ArgumentParser()
     add_flags(parser)
     args = parser.parse_args(train_args(config, steps, variant))
-    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
-    flags.update(smoke=False, no_lang_embed=args.no_lang_embed, no_preflight=False)
-    cfg = OmegaConf.to_container(build_config(OmegaConf.load(config), flags, args.overrides))
+    cfg = build_config(OmegaConf.load(config), flags_of(args), args.overrides)
+    cfg = OmegaConf.to_container(cfg)
     cfg.get("run", {}).pop("dir", None)
     return cfg
 

@@ -110,6 +110,15 @@ def validate(cfg: DictConfig) -> None:
     validate_schedule(cfg)
 
 
+def flags_of(args: argparse.Namespace) -> dict:
+    """The ``flags`` :func:`build_config` takes, from a parser that :func:`add_flags` set up."""
+    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
+    if flags["devices"] is not None and str(flags["devices"]).isdigit():
+        flags["devices"] = int(flags["devices"])
+    flags.update(smoke=args.smoke, no_lang_embed=args.no_lang_embed, no_preflight=args.no_preflight)
+    return flags
+
+
 def build_config(
     base: DictConfig, flags: dict[str, object], dotlist: list[str] | None = None
 ) -> DictConfig:

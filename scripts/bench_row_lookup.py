@@ -15,8 +15,8 @@ size). Then, each in a fresh process, --lookups lookups of 16 random rows:
 reporting mean/p50/p99 ms, Arrow bytes allocated per lookup (peak, from the view's pool) and
 kept after, and growth of the process's anonymous RSS (leaks) and file-backed RSS (mapped
 pages) over the lookups. Baseline in the same run, for sizes up to --old-take-max: the old
-lookup, ``Table.take`` on the same view read as one table (what ProductionDataset.rows did; the
-view keeps shard ids, so it runs here without the tar_path strings it also concatenated).
+lookup, ``Table.take`` on the index's columns read from the parquet as one table (what
+ProductionDataset.rows did).
 Writes artifacts/bench/row_lookup.json.
 """
 
@@ -51,16 +51,17 @@ def _peak_rss_mb() -> float:
 def child_build(index: str) -> dict:
     from lf_asr.data.index_view import open_index_view, view_paths
 
-    view_file, _ = view_paths(Path(index))
+    files = view_paths(Path(index))
     t0 = time.perf_counter()
-    built = not view_file.exists()
+    built = not files.rows.exists()
     view = open_index_view(index)
     return {
         "rows": len(view),
         "built_now": built,
         "build_s": round(time.perf_counter() - t0, 2),
-        "view_bytes": view_file.stat().st_size,
-        "record_batches": len(view._batches),
+        "view_bytes": sum(p.stat().st_size for p in files),
+        "record_bytes": files.rows.stat().st_size,
+        "text_bytes": files.text.stat().st_size,
         "shards": len(view.shards),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
@@ -109,18 +110,22 @@ def child_lookup(index: str, mode: str, lookups: int, seed: int) -> dict:
 
 
 def child_old_take(index: str, lookups: int, seed: int) -> dict:
-    """The old lookup: ``Table.take`` on the whole view (every chunk of a string column is
-    concatenated first, so time and allocation grow with the index)."""
+    """The old lookup: ``Table.take`` on the index's columns read as one table, one chunk per
+    row group (what ProductionDataset.rows did: every chunk of a string column is concatenated
+    first, so time and allocation grow with the index)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from lf_asr.data.index_view import view_paths
+    from lf_asr.data.index_view import DATASET_COLUMNS
 
-    view_file, _ = view_paths(Path(index))
-    table = pa.ipc.open_file(pa.memory_map(str(view_file))).read_all()  # zero-copy chunks
-    # fresh process, zero-copy table: the default pool's peak is the largest lookup's (a proxy
-    # pool set as default crashes pyarrow 26 inside this take)
-    pool = pa.default_memory_pool()
+    table = pq.read_table(index, columns=list(DATASET_COLUMNS), memory_map=True)
+    import pyarrow.compute as pc
+
+    # the lookups' own pool, passed to take: its peak is the largest lookup's allocation (the
+    # table was read into the default pool; a proxy pool crashes pyarrow 26 inside this take)
+    pool = pa.system_memory_pool()
+    assert pool.backend_name != pa.default_memory_pool().backend_name
     rng = np.random.default_rng(seed)
     times = []
     error = None
@@ -128,7 +133,7 @@ def child_old_take(index: str, lookups: int, seed: int) -> dict:
         idx = pa.array(rng.integers(0, table.num_rows, 16))
         t = time.perf_counter()
         try:
-            sub = table.take(idx)
+            sub = pc.take(table, idx, memory_pool=pool)
         except pa.ArrowInvalid as e:  # offset overflow once a string column passes 2 GiB
             error = str(e)
             break

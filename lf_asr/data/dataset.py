@@ -7,9 +7,10 @@ padded with 0, token_lens (B,) int64, lang_ids (B,) int64 (position of the row's
 
 Designed for ``DataLoader(dataset, batch_size=None, sampler=ProductionBatchSampler(...),
 num_workers=N, persistent_workers=True)``. Each worker process opens its own view of the index
-(``lf_asr.data.index_view``): the needed columns are streamed once into an Arrow IPC file next to
-the parquet (or in ``cache_dir``) and memory-mapped, so N workers share one copy in the page cache
-instead of holding N decoded copies of 50M transcripts, and a lookup costs O(batch), not O(rows).
+(``lf_asr.data.index_view``): the needed columns are streamed once into fixed-width records and
+a text blob next to the parquet (or in ``cache_dir``) and memory-mapped, so N workers share one
+copy in the page cache instead of holding N decoded copies of 50M transcripts, and a lookup costs
+O(batch), not O(rows).
 The dataset pickles as its paths and config only.
 
 Bad samples (a row the view cannot look up, a missing or truncated shard, a wrong offset,
@@ -50,7 +51,7 @@ class DatasetConfig:
     max_bad_fraction: float = 0.001  # bad samples allowed per sample read (in each process)
     bad_sample_allowance: int = 20  # ... plus this many, so a few early failures are tolerated
     bad_sample_log: str | None = None  # append one JSON line per bad sample here (all processes)
-    cache_dir: str | None = None  # where the memory-mapped Arrow view goes (default: beside index)
+    cache_dir: str | None = None  # where the memory-mapped index view goes (default: beside index)
     reader: ReaderConfig = field(default_factory=ReaderConfig)  # decoding and fd settings
     # (old root, new root) pairs applied to shard paths, longest root first: the shards moved
     # since the index was built (another machine, another mount). A mapping is accepted too.
@@ -107,7 +108,7 @@ class ProductionDataset(torch.utils.data.Dataset):
         self.config = config or DatasetConfig()
         self._lang_id = {name: i for i, name in enumerate(self.languages)}
         self._reset_process_state()
-        self._view()  # build the Arrow view now, in the parent, not in N racing workers
+        self._view()  # build the index view now, in the parent, not in N racing workers
 
     def _reset_process_state(self) -> None:
         self._index: IndexView | None = None

@@ -153,7 +153,7 @@ def test_a_rewritten_index_gets_a_fresh_view(tmp_path):
     write_index(rows[::-1], index)
     again = ProductionDataset(index, LANGS, model)[[0]][1]
     assert first.tolist() != again.tolist()
-    assert len(list(tmp_path.glob("index.loader-*.arrow"))) == 2
+    assert len(list(tmp_path.glob("index.loader-*.rows.npy"))) == 2
 
 
 def test_rows_are_index_rows_with_real_shard_paths(demo_index):

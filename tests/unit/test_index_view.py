@@ -1,4 +1,5 @@
-"""The loader's index view: exact rows from any chunk, O(batch) allocation, shard table, casts."""
+"""The loader's index view: exact rows across build batches, O(batch) allocation, shard table,
+casts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import json
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from lf_asr.data.index_view import IndexLookupError, open_index_view, remap_root, view_paths
+from lf_asr.data.index_view import (
+    ROW_DTYPE,
+    IndexLookupError,
+    open_index_view,
+    remap_root,
+    view_paths,
+)
 from lf_asr.data.schema import PRODUCTION_INDEX_SCHEMA
 
 N_ROWS, ROW_GROUP, SHARDS = 3000, 7, 37
@@ -24,7 +30,8 @@ def _index(path, n=N_ROWS, row_group=ROW_GROUP, dictionary_language=False):
             "tar_path": [f"/data/raw/{i * SHARDS // n:04d}/shard.tar" for i in range(n)],
             "tar_offset_data": np.arange(n, dtype=np.int64) * 1024 + 512,
             "tar_nbytes": rng.integers(1000, 9000, n),
-            "transcript": [f"utterance {i} " + "x" * 2000 for i in range(n)],  # ~6 MB column
+            # ~6 MB column, multi-byte UTF-8 (Devanagari, Tamil) of varying length
+            "transcript": [f"वाक्य {i} " + "த" * (i % 7) + "x" * 2000 for i in range(n)],
             "duration_s": rng.uniform(0.5, 20, n).astype(np.float32),
             "language": langs[rng.integers(0, 4, n)],
             "speaker": [""] * n,
@@ -50,10 +57,10 @@ def _got(r) -> tuple:
     return (r.tar_path, r.tar_offset_data, r.tar_nbytes, r.transcript, r.language, r.key)
 
 
-def test_rows_from_many_chunks_come_back_exact_and_in_order(tmp_path):
+def test_rows_built_in_many_batches_come_back_exact_and_in_order(tmp_path):
     rows = _index(tmp_path / "index.parquet")
-    view = open_index_view(tmp_path / "index.parquet", batch_rows=64)
-    assert len(view) == N_ROWS and len(view._batches) == -(-N_ROWS // 64)  # many chunks
+    view = open_index_view(tmp_path / "index.parquet", batch_rows=64)  # 47 build batches
+    assert len(view) == N_ROWS
     pick = [2999, 0, 64, 63, 1500, 1500, 7, 2048]  # chunk edges, repeats, any order
     got = view.rows(pick)
     assert [r.row for r in got] == pick
@@ -80,12 +87,18 @@ def test_a_lookup_allocates_no_arrow_memory_at_any_index_size(tmp_path):
 
 
 def test_tar_path_becomes_a_shard_id_into_a_shard_table(tmp_path):
-    _index(tmp_path / "index.parquet")
+    rows = _index(tmp_path / "index.parquet")
     open_index_view(tmp_path / "index.parquet", batch_rows=256)
-    arrow, shards = view_paths(tmp_path / "index.parquet")
-    schema = ipc.open_file(pa.memory_map(str(arrow))).schema
-    assert "tar_path" not in schema.names and schema.field("shard_id").type == pa.int32()
-    assert len(json.loads(shards.read_text())) == SHARDS
+    files = view_paths(tmp_path / "index.parquet")
+    records = np.load(files.rows, mmap_mode="r")  # a plain .npy: numpy reads it
+    assert records.dtype == ROW_DTYPE and len(records) == N_ROWS
+    assert ROW_DTYPE.itemsize == 40 and "tar_path" not in ROW_DTYPE.names
+    tables = json.loads(files.tables.read_text())
+    assert len(tables["shards"]) == SHARDS
+    assert [tables["shards"][s] for s in records["shard_id"]] == [r["tar_path"] for r in rows]
+    # the blob is the rows' transcripts and keys, back to back, nothing else
+    text = sum(len((r["transcript"] + r["key"]).encode()) for r in rows)
+    assert files.text.stat().st_size == text
 
 
 def test_dictionary_typed_language_is_cast_not_a_crash(tmp_path):
@@ -94,6 +107,24 @@ def test_dictionary_typed_language_is_cast_not_a_crash(tmp_path):
     assert [r.language for r in view.rows([0, 1, 2999])] == [
         rows[i]["language"] for i in (0, 1, 2999)
     ]
+
+
+def test_an_index_with_no_rows_opens_empty(tmp_path):
+    _index(tmp_path / "index.parquet", n=0)
+    view = open_index_view(tmp_path / "index.parquet")
+    assert len(view) == 0 and view.rows([]) == []
+    with pytest.raises(IndexLookupError, match="row 0 is outside"):
+        view.rows([0])
+
+
+def test_a_truncated_view_is_refused_with_the_fix(tmp_path):
+    _index(tmp_path / "index.parquet", n=50)
+    files = view_paths(tmp_path / "index.parquet")
+    open_index_view(tmp_path / "index.parquet")
+    with open(files.text, "r+b") as f:  # a copy cut short (disk full, interrupted rsync)
+        f.truncate(files.text.stat().st_size - 10)
+    with pytest.raises(IndexLookupError, match=r"damaged.*delete the view's files"):
+        open_index_view(tmp_path / "index.parquet")
 
 
 def test_out_of_range_rows_raise_a_lookup_error_naming_the_row(tmp_path):

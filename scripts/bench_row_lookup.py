@@ -12,9 +12,10 @@ size). Then, each in a fresh process, --lookups lookups of 16 random rows:
           the cost of the lookup itself;
   random  rows drawn uniformly from the whole index: adds page faults, which grow once the view
           exceeds the free RAM (say so when reading the figure);
-reporting mean/p50/p99 ms, Arrow bytes allocated per lookup (peak, from the view's pool) and
-kept after, and growth of the process's anonymous RSS (leaks) and file-backed RSS (mapped
-pages) over the lookups. Baseline in the same run, for sizes up to --old-take-max: the old
+reporting mean/p50/p99 ms, Arrow bytes allocated per lookup (peak, from a proxy pool) and kept
+after, the Python-heap peak of one lookup (tracemalloc over 200 more lookups: the records gathered
+and the strings returned), and growth of the process's anonymous RSS (leaks) and file-backed RSS
+(mapped pages) over the lookups. Baseline in the same run, for sizes up to --old-take-max: the old
 lookup, ``Table.take`` on the index's columns read from the parquet as one table (what
 ProductionDataset.rows did).
 Writes artifacts/bench/row_lookup.json.
@@ -94,6 +95,19 @@ def child_lookup(index: str, mode: str, lookups: int, seed: int) -> dict:
         times[i] = time.perf_counter() - t
     pa.set_memory_pool(default)
     after = _rss_parts_mb()
+    # What a lookup allocates on the Python heap (numpy's gather, the bytes and str it returns),
+    # peak per lookup over 200 more lookups: traced apart from the timing (tracing is slow)
+    import tracemalloc
+
+    tracemalloc.start()
+    py_peak = 0
+    for rows in draws[:200]:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        got = view.rows(rows)
+        py_peak = max(py_peak, tracemalloc.get_traced_memory()[1] - base)
+        del got
+    tracemalloc.stop()
     ms = times * 1e3
     return {
         "rows": n,
@@ -104,6 +118,7 @@ def child_lookup(index: str, mode: str, lookups: int, seed: int) -> dict:
         "p99_ms": round(float(np.percentile(ms, 99)), 4),
         "arrow_peak_bytes_per_lookup": int(pool.max_memory()),
         "arrow_bytes_kept": int(pa.total_allocated_bytes() - alloc0),
+        "python_peak_bytes_per_lookup": int(py_peak),
         "rss_anon_growth_mb": round(after["RssAnon"] - before["RssAnon"], 1),
         "rss_file_growth_mb": round(after["RssFile"] - before["RssFile"], 1),
     }
@@ -115,17 +130,17 @@ def child_old_take(index: str, lookups: int, seed: int) -> dict:
     first, so time and allocation grow with the index)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from lf_asr.data.index_view import DATASET_COLUMNS
 
     table = pq.read_table(index, columns=list(DATASET_COLUMNS), memory_map=True)
-    import pyarrow.compute as pc
-
     # the lookups' own pool, passed to take: its peak is the largest lookup's allocation (the
-    # table was read into the default pool; a proxy pool crashes pyarrow 26 inside this take)
+    # table was read into the default pool; a proxy pool crashes pyarrow 26 inside this take).
+    # When the default pool is the system pool already, the peak includes the table: say so.
     pool = pa.system_memory_pool()
-    assert pool.backend_name != pa.default_memory_pool().backend_name
+    shared_pool = pool.backend_name == pa.default_memory_pool().backend_name
     rng = np.random.default_rng(seed)
     times = []
     error = None
@@ -143,7 +158,7 @@ def child_old_take(index: str, lookups: int, seed: int) -> dict:
         "rows": table.num_rows,
         "lookups": len(times),
         "mean_ms": round(1e3 * float(np.mean(times)), 2) if times else None,
-        "arrow_peak_bytes_per_lookup": int(pool.max_memory()),
+        "arrow_peak_bytes_per_lookup": None if shared_pool else int(pool.max_memory()),
         "error": error,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
@@ -226,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         "max_arrow_peak_bytes_per_lookup": max(
             results[s][m]["arrow_peak_bytes_per_lookup"] for s in results for m in ("hot", "random")
         ),
+        "max_python_peak_bytes_per_lookup": max(
+            results[s][m]["python_peak_bytes_per_lookup"]
+            for s in results
+            for m in ("hot", "random")
+        ),
         "max_rss_anon_growth_mb": max(
             results[s][m]["rss_anon_growth_mb"] for s in results for m in ("hot", "random")
         ),
@@ -237,12 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(
-        f"\n{'rows':>11} {'hot ms':>8} {'rand ms':>8} {'alloc B':>8} {'anon MB':>8} {'old ms':>9}"
+        f"\n{'rows':>11} {'hot ms':>8} {'rand ms':>8} {'alloc KB':>8} {'anon MB':>8} {'old ms':>9}"
     )
     for size, e in results.items():
         old = e.get("old_take", {}).get("mean_ms")
+        kb = max(e[m]["python_peak_bytes_per_lookup"] for m in ("hot", "random")) / 1024
         print(f"{int(size):>11,} {e['hot']['mean_ms']:>8.3f} {e['random']['mean_ms']:>8.3f} "
-              f"{e['hot']['arrow_peak_bytes_per_lookup']:>8} "
+              f"{kb:>8.1f} "
               f"{max(e['hot']['rss_anon_growth_mb'], e['random']['rss_anon_growth_mb']):>8.1f} "
               f"{old if old is not None else '-':>9}")  # fmt: skip
     print(f"hot lookup {largest} vs {smallest} rows: {summary['hot_ratio_largest_vs_smallest']}x "

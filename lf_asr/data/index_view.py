@@ -33,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import mmap
 import os
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,8 @@ ROW_DTYPE = np.dtype(
 )
 VIEW_FORMAT = "rows-npy-v2"  # part of the view's name: a new layout never reads an old file
 BATCH_ROWS = 1 << 16
+
+log = logging.getLogger(__name__)
 
 
 class IndexLookupError(LookupError):
@@ -121,6 +124,38 @@ def _utf8_lengths(column: pa.Array, name: str, path: Path) -> np.ndarray:
     return lengths
 
 
+def _records(
+    batch: pa.RecordBatch,
+    index_path: Path,
+    text_base: int,
+    shard_ids: dict[str, int],
+    language_ids: dict[str, int],
+) -> tuple[np.ndarray, memoryview]:
+    """One parquet batch as view records and the text blob bytes that follow ``text_base``."""
+    table = cast_to_index_schema(
+        pa.Table.from_batches([batch]), str(index_path), DATASET_COLUMNS
+    ).combine_chunks()
+    col = {name: table.column(name).chunk(0) for name in DATASET_COLUMNS}
+    transcript = col["transcript"].cast(pa.large_string())
+    key = col["key"].cast(pa.large_string())
+    # transcript + key of each row as one string: its offsets place the row in the blob
+    joined = pc.binary_join_element_wise(transcript, key, pa.scalar("", pa.large_string()))
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)[
+        joined.offset : joined.offset + len(joined) + 1
+    ]
+    rec = np.empty(len(joined), dtype=ROW_DTYPE)
+    rec["tar_offset_data"] = col["tar_offset_data"].to_numpy()
+    rec["tar_nbytes"] = col["tar_nbytes"].to_numpy()
+    rec["text_start"] = text_base + offsets[:-1] - offsets[0]
+    rec["shard_id"] = _ids(col["tar_path"], shard_ids)
+    rec["language_id"] = _ids(col["language"], language_ids)
+    rec["transcript_len"] = _utf8_lengths(transcript, "transcript", index_path)
+    rec["key_len"] = _utf8_lengths(key, "key", index_path)
+    data = joined.buffers()[2]
+    blob = memoryview(data)[offsets[0] : offsets[-1]] if data is not None else memoryview(b"")
+    return rec, blob
+
+
 def build_index_view(index_path: Path, files: ViewFiles, batch_rows: int = BATCH_ROWS) -> dict:
     """Stream ``index_path`` into the view's three files (each written atomically, rows last).
 
@@ -138,50 +173,35 @@ def build_index_view(index_path: Path, files: ViewFiles, batch_rows: int = BATCH
     language_ids: dict[str, int] = {}
     rows = text_bytes = 0
     partial = [p.with_name(f"{p.name}.{os.getpid()}.partial") for p in files]
-    with open(partial[0], "wb") as rows_out, open(partial[1], "wb") as text_out:
-        # The .npy header needs the row count up front: the parquet footer has it, and the
-        # records are then appended with plain writes (no mapped output pages in our RSS).
-        header = {"descr": np.lib.format.dtype_to_descr(ROW_DTYPE), "fortran_order": False,
-                  "shape": (total,)}  # fmt: skip
-        np.lib.format.write_array_header_2_0(rows_out, header)
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=list(DATASET_COLUMNS)):
-            if batch.num_rows == 0:
-                continue
-            table = cast_to_index_schema(
-                pa.Table.from_batches([batch]), str(index_path), DATASET_COLUMNS
-            ).combine_chunks()
-            col = {name: table.column(name).chunk(0) for name in DATASET_COLUMNS}
-            transcript = col["transcript"].cast(pa.large_string())
-            key = col["key"].cast(pa.large_string())
-            # transcript + key of each row as one string: its offsets place the row in the blob
-            joined = pc.binary_join_element_wise(transcript, key, pa.scalar("", pa.large_string()))
-            offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)[
-                joined.offset : joined.offset + len(joined) + 1
-            ]
-            rec = np.empty(len(joined), dtype=ROW_DTYPE)
-            rec["tar_offset_data"] = col["tar_offset_data"].to_numpy()
-            rec["tar_nbytes"] = col["tar_nbytes"].to_numpy()
-            rec["text_start"] = text_bytes + offsets[:-1] - offsets[0]
-            rec["shard_id"] = _ids(col["tar_path"], shard_ids)
-            rec["language_id"] = _ids(col["language"], language_ids)
-            rec["transcript_len"] = _utf8_lengths(transcript, "transcript", index_path)
-            rec["key_len"] = _utf8_lengths(key, "key", index_path)
-            data = joined.buffers()[2]
-            if data is not None:
-                text_out.write(memoryview(data)[offsets[0] : offsets[-1]])
-            rows_out.write(rec.tobytes())
-            text_bytes += int(offsets[-1] - offsets[0])
-            rows += len(rec)
-    if rows != total:
+    try:
+        with open(partial[0], "wb") as rows_out, open(partial[1], "wb") as text_out:
+            # The .npy header needs the row count up front: the parquet footer has it, and the
+            # records are then appended with plain writes (no mapped output pages in our RSS).
+            header = {"descr": np.lib.format.dtype_to_descr(ROW_DTYPE), "fortran_order": False,
+                      "shape": (total,)}  # fmt: skip
+            np.lib.format.write_array_header_2_0(rows_out, header)
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=list(DATASET_COLUMNS)):
+                if batch.num_rows == 0:
+                    continue
+                rec, blob = _records(batch, index_path, text_bytes, shard_ids, language_ids)
+                text_out.write(blob)
+                rows_out.write(rec.tobytes())
+                text_bytes += len(blob)
+                rows += len(rec)
+        if rows != total:
+            raise ValueError(
+                f"{index_path}: footer says {total} rows, {rows} were read; rebuild it"
+            )
+        tables = {"format": VIEW_FORMAT, "rows": rows, "shards": list(shard_ids),
+                  "languages": list(language_ids)}  # fmt: skip
+        partial[2].write_text(json.dumps(tables, ensure_ascii=False))
+        for done, final in ((partial[1], files.text), (partial[2], files.tables)):
+            os.replace(done, final)
+        os.replace(partial[0], files.rows)  # last: a rows file on disk has its text and tables
+    except BaseException:  # a bad column, a full disk, Ctrl-C: leave no 17 GB partial behind
         for p in partial:
             p.unlink(missing_ok=True)
-        raise ValueError(f"{index_path}: footer says {total} rows, {rows} were read; rebuild it")
-    tables = {"format": VIEW_FORMAT, "rows": rows, "shards": list(shard_ids),
-              "languages": list(language_ids)}  # fmt: skip
-    partial[2].write_text(json.dumps(tables, ensure_ascii=False))
-    for done, final in ((partial[1], files.text), (partial[2], files.tables)):
-        os.replace(done, final)
-    os.replace(partial[0], files.rows)  # last: a rows file on disk always has its text and tables
+        raise
     return {"rows": rows, "shards": len(shard_ids), "text_bytes": text_bytes}
 
 
@@ -201,32 +221,42 @@ class IndexView:
 
     def __init__(self, files: ViewFiles, tar_root_remap: Sequence[tuple[str, str]] = ()) -> None:
         self.files = ViewFiles(*(Path(p) for p in files))
+        try:
+            tables = self._open()
+        except (OSError, ValueError, KeyError) as e:  # cut short, missing, unreadable, old
+            raise IndexLookupError(
+                f"the index view {self.files.rows} cannot be opened ({type(e).__name__}: {e}): "
+                f"delete {self.files.rows.name[: -len('.rows.npy')]}.* in "
+                f"{self.files.rows.parent} and it is rebuilt from the index"
+            ) from e
+        shards = tables["shards"]
+        self.shards = [remap_root(p, tar_root_remap) for p in shards] if tar_root_remap else shards
+        self.languages = tables["languages"]
+
+    def _open(self) -> dict:
+        """Map the records and the text blob; check they agree with each other and the tables."""
         # np.asarray: a plain ndarray over the map (np.memmap's indexing adds Python overhead)
         self._records = np.asarray(np.load(self.files.rows, mmap_mode="r"))
         if self._records.dtype != ROW_DTYPE:
-            raise IndexLookupError(
-                f"{self.files.rows} has records {self._records.dtype}, expected {ROW_DTYPE}: "
-                "delete the view's files and it is rebuilt"
-            )
+            raise ValueError(f"records are {self._records.dtype}, expected {ROW_DTYPE}")
         with open(self.files.text, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             self._text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         tables = json.loads(self.files.tables.read_text())
-        last = self._records[-1] if len(self._records) else None
+        n = len(self._records)
+        last = self._records[-1] if n else None
         end = (
             0
             if last is None
             else int(last["text_start"] + last["transcript_len"] + last["key_len"])
         )
-        if tables.get("rows") != len(self._records) or end != size:
-            raise IndexLookupError(
-                f"{self.files.rows}: the view is damaged ({len(self._records)} records, "
-                f"{tables.get('rows')} in {self.files.tables.name}; text ends at {end} bytes, "
-                f"{self.files.text.name} has {size}): delete the view's files and it is rebuilt"
+        if tables.get("format") != VIEW_FORMAT or tables.get("rows") != n or end != size:
+            raise ValueError(
+                f"damaged: {n} records, {tables.get('rows')} in {self.files.tables.name} "
+                f"(format {tables.get('format')}); text ends at {end} bytes, "
+                f"{self.files.text.name} has {size}"
             )
-        shards = tables["shards"]
-        self.shards = [remap_root(p, tar_root_remap) for p in shards] if tar_root_remap else shards
-        self.languages = tables["languages"]
+        return tables
 
     def __len__(self) -> int:
         return len(self._records)
@@ -250,6 +280,24 @@ class IndexView:
         return out
 
 
+def _warn_stale_views(index_path: Path, files: ViewFiles) -> None:
+    """Name the views of earlier versions of this index (or of an older layout) left beside the
+    new one: tens of GB at 50M rows. Not deleted here: with a shared ``cache_dir``, another index
+    of the same name may still use them."""
+    stale = [
+        p
+        for p in files.rows.parent.glob(f"{index_path.stem}.loader-*")
+        if p not in files and p.suffix in (".arrow", ".json", ".npy", ".bin")
+    ]
+    if stale:
+        gb = sum(p.stat().st_size for p in stale) / 1e9
+        log.warning(
+            "%d file(s) of older views of %s (%.1f GB) lie beside the new view, e.g. %s: delete "
+            "them once no job uses the index version they were built for",
+            len(stale), index_path.name, gb, stale[0],
+        )  # fmt: skip
+
+
 def open_index_view(
     index_path: str | Path,
     cache_dir: str | Path | None = None,
@@ -269,5 +317,6 @@ def open_index_view(
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not files.rows.exists():
                 build_index_view(index_path, files, batch_rows)
+                _warn_stale_views(index_path, files)
     remap = tuple(tar_root_remap.items()) if isinstance(tar_root_remap, Mapping) else tar_root_remap
     return IndexView(files, remap)

@@ -4,6 +4,7 @@ casts."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import numpy as np
 import pyarrow as pa
@@ -117,14 +118,64 @@ def test_an_index_with_no_rows_opens_empty(tmp_path):
         view.rows([0])
 
 
-def test_a_truncated_view_is_refused_with_the_fix(tmp_path):
+@pytest.mark.parametrize("damage", ["text cut short", "records cut short", "tables missing"])
+def test_a_damaged_view_is_refused_naming_the_fix(tmp_path, damage):
     _index(tmp_path / "index.parquet", n=50)
     files = view_paths(tmp_path / "index.parquet")
     open_index_view(tmp_path / "index.parquet")
-    with open(files.text, "r+b") as f:  # a copy cut short (disk full, interrupted rsync)
-        f.truncate(files.text.stat().st_size - 10)
-    with pytest.raises(IndexLookupError, match=r"damaged.*delete the view's files"):
+    if damage == "tables missing":
+        files.tables.unlink()
+    else:  # a copy cut short (disk full, interrupted rsync)
+        path = files.text if damage == "text cut short" else files.rows
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size - 10)
+    with pytest.raises(IndexLookupError, match=r"cannot be opened.*delete index\.loader-"):
         open_index_view(tmp_path / "index.parquet")
+
+
+def test_a_failed_build_leaves_no_partial_files(tmp_path):
+    table = pa.Table.from_pylist(_index(tmp_path / "ok.parquet", n=300), PRODUCTION_INDEX_SCHEMA)
+    rows = table.to_pylist()
+    rows[250]["transcript"] = None  # found in the 4th batch, after 3 were written
+    i = PRODUCTION_INDEX_SCHEMA.get_field_index("transcript")
+    schema = PRODUCTION_INDEX_SCHEMA.set(i, PRODUCTION_INDEX_SCHEMA.field(i).with_nullable(True))
+    pq.write_table(pa.Table.from_pylist(rows, schema), tmp_path / "bad.parquet", row_group_size=64)
+    with pytest.raises(ValueError, match="'transcript' has 1 null"):
+        open_index_view(tmp_path / "bad.parquet", batch_rows=64)
+    assert sorted(p.name for p in tmp_path.glob("bad.loader-*")) == [
+        view_paths(tmp_path / "bad.parquet").rows.name + ".lock"
+    ]
+
+
+def test_views_of_an_older_index_version_are_named_not_deleted(tmp_path, caplog):
+    _index(tmp_path / "index.parquet", n=40)
+    old = view_paths(tmp_path / "index.parquet")
+    open_index_view(tmp_path / "index.parquet")
+    _index(tmp_path / "index.parquet", n=41)  # rewritten: a new view is built
+    with caplog.at_level("WARNING", logger="lf_asr.data.index_view"):
+        assert len(open_index_view(tmp_path / "index.parquet")) == 41
+    assert "3 file(s) of older views of index.parquet" in caplog.text
+    assert all(p.exists() for p in old)
+
+
+def test_a_lookup_allocates_what_it_returns_not_the_index(tmp_path):
+    _index(tmp_path / "index.parquet")  # 3,000 rows of ~2 KB transcripts: a 6 MB blob
+    view = open_index_view(tmp_path / "index.parquet")
+    rng = np.random.default_rng(2)
+    view.rows(rng.integers(0, N_ROWS, 16))
+    tracemalloc.start()
+    try:
+        peaks = []
+        for _ in range(20):
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            got = view.rows(rng.integers(0, N_ROWS, 16))
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            del got
+    finally:
+        tracemalloc.stop()
+    returned = 16 * 3 * 2100  # 16 rows: their text as bytes and as str (Tamil: 3 bytes/char)
+    assert max(peaks) < returned + 64 * 1024
 
 
 def test_out_of_range_rows_raise_a_lookup_error_naming_the_row(tmp_path):

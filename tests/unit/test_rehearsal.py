@@ -71,15 +71,18 @@ def test_rehearsal_reports_every_goal_and_resumes_exactly(tmp_path):
     assert "rank cost max/mean" in table and "coverage after  3 epoch(s)" in table
     assert "row lookup: not measured" in table
     # make rehearsal folds in the row-lookup and stage benchmarks' JSON (their own scripts).
-    hot = {"mean_ms": 0.16, "arrow_peak_bytes_per_lookup": 0, "rss_anon_growth_mb": 1.0}
+    hot = {"mean_ms": 0.16, "arrow_peak_bytes_per_lookup": 0, "rss_anon_growth_mb": 1.0,
+           "python_peak_bytes_per_lookup": 40960}  # fmt: skip
     result["row_lookup"] = {
         "lookups": 100,
         "sizes": {"200000": {"hot": hot, "random": hot}, "50000000": {"hot": hot, "random": hot}},
         "summary": {"hot_ratio_largest_vs_smallest": 1.0, "random_ratio_largest_vs_smallest": 1.0,
-                    "max_arrow_peak_bytes_per_lookup": 0, "max_rss_anon_growth_mb": 1.0},
+                    "max_arrow_peak_bytes_per_lookup": 0, "max_rss_anon_growth_mb": 1.0,
+                    "max_python_peak_bytes_per_lookup": 40960},
     }  # fmt: skip
     result["prod_stages"] = {"target_rows": 50_000_000, "cores": 64, "projected_total_h": 1.5,
                              "stages": {"split": {"rows_per_s": 9000.0}}}  # fmt: skip
     table = render_table(result)
     assert "row lookup 50,000,000 vs 200,000: hot 1.0x" in table
+    assert "0 Arrow B and 40.0 KB Python heap per lookup (goal <= 1 MB)" in table
     assert "split 9,000/s" in table and "projected for 50,000,000 rows on 64 cores: 1.5 h" in table

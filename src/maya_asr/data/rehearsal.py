@@ -436,14 +436,17 @@ def _lookup_lines(report: dict | None) -> list[str]:
         old = e.get("old_take", {})
         lines.append(
             f"  row lookup {int(size):>11,} rows: hot {e['hot']['mean_ms']:.3f} ms, random "
-            f"{e['random']['mean_ms']:.3f} ms, {e['hot']['arrow_peak_bytes_per_lookup']} Arrow B"
+            f"{e['random']['mean_ms']:.3f} ms, {e['hot']['arrow_peak_bytes_per_lookup']} Arrow B,"
+            f" {e['hot'].get('python_peak_bytes_per_lookup', 0) / 1024:.1f} KB Python heap"
             + (f"; old take {old['mean_ms']} ms" if old.get("mean_ms") is not None else "")
         )
     first, last = next(iter(sizes)), list(sizes)[-1]
     lines.append(
         f"  row lookup {int(last):,} vs {int(first):,}: hot {s['hot_ratio_largest_vs_smallest']}x,"
         f" random {s['random_ratio_largest_vs_smallest']}x (goal <= 1.5x); peak "
-        f"{s['max_arrow_peak_bytes_per_lookup']} B/lookup (goal <= 1 MB); anon RSS growth "
+        f"{s['max_arrow_peak_bytes_per_lookup']} Arrow B and "
+        f"{s.get('max_python_peak_bytes_per_lookup', 0) / 1024:.1f} KB Python heap per lookup "
+        f"(goal <= 1 MB); anon RSS growth "
         f"{s['max_rss_anon_growth_mb']} MB over {report['lookups']:,} lookups (goal <= 100 MB)"
     )
     return lines

@@ -190,3 +190,40 @@ def test_group_sort_orders_rows_by_bucket_pool_then_duration(pool_size):
     assert (step >= -20.0 / 65535).all(), "durations ascend inside a pool (to the quantum)"
     sizes = np.bincount(np.unique(group, return_inverse=True)[1])
     assert sizes.max() <= 3 * pool_size + 10, "pools of about pool_size rows"
+
+
+def _brute_batch_sizes(d, t, g, caps, max_dur, max_tokens, joint):
+    """For each i: the largest k such that every run i..i+j-1 (j <= k) stays in i's group and
+    under every cap — the definition ``_batch_sizes`` vectorises."""
+    out = np.zeros(len(d), np.int32)
+    for i in range(len(d)):
+        for k in range(1, int(caps[i]) + 1):
+            if i + k > len(d) or g[i + k - 1] != g[i]:
+                break
+            run_d, run_t = d[i : i + k], t[i : i + k]
+            if run_d.max() * k > max_dur * (1 + 1e-6) or run_t.sum() > max_tokens:
+                break
+            if (
+                joint is not None
+                and joint.elements(k, run_d.max(), run_t.max()) > joint.max_elements
+            ):
+                break
+            out[i] = k
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), sort=st.booleans(), with_joint=st.booleans())
+def test_batch_sizes_equal_the_definition_whatever_stops_early(seed, sort, with_joint):
+    # positions stop at very different k (long clips after a few rows, short ones at the cap),
+    # which is what the packer's work-array compaction relies on being exact
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    d = rng.uniform(0.3, 30, n).astype(np.float32)
+    d = np.sort(d) if sort else d
+    t = rng.integers(1, 120, n).astype(np.int32)
+    g = np.sort(rng.integers(0, int(rng.integers(1, 6)), n)).astype(np.int32)
+    caps = rng.integers(1, 40, n).astype(np.int32)
+    joint = bp.JointCap(max_elements=3 * 10**8, vocab_size=1024) if with_joint else None
+    got = bp._batch_sizes(d, t, g, caps, 120.0, 900, joint, chunk=int(rng.integers(1, 200)))
+    assert got.tolist() == _brute_batch_sizes(d, t, g, caps, 120.0, 900, joint).tolist()

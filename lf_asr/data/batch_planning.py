@@ -245,13 +245,12 @@ def _batch_sizes(d, t, g, caps, max_batch_dur, max_tokens, joint, chunk=1 << 20)
                 size[ok] = k
             else:
                 size[pos[ok]] = k
-            if alive < len(ok):
-                if alive * 2 <= len(ok):  # compact: keep only the growing positions
-                    pos = np.flatnonzero(ok) if pos is None else pos[ok]
-                    gi, cap_i = gi[ok], cap_i[ok]
-                    run_d, run_tsum, run_tmax = run_d[ok], run_tsum[ok], run_tmax[ok]
-                else:  # few stopped: mark them so they never fit again, keep slicing
-                    cap_i = np.where(ok, cap_i, 0)
+            # A stopped run never fits again (every aggregate only grows, groups are contiguous),
+            # so stopped positions may stay in the work arrays until they are the majority.
+            if alive * 2 <= len(ok):  # compact: keep only the growing positions
+                pos = np.flatnonzero(ok) if pos is None else pos[ok]
+                gi, cap_i = gi[ok], cap_i[ok]
+                run_d, run_tsum, run_tmax = run_d[ok], run_tsum[ok], run_tmax[ok]
         out[c0:c1] = size
     return out
 

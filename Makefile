@@ -57,8 +57,9 @@ demo: demo-eval  ## the main job: corpus -> artifacts -> fine-tune the pretraine
 # The demo's pretrained encoder (pretrained/demo/, committed): a small FastConformer pretrained
 # with CTC on espeak-ng en/de/fr/es/it/nl, playing Parakeet's role. The corpus avoids the demo's
 # validation speakers, read from its validation manifest (built by demo-artifacts when missing).
-# ~70 min on one core: the run checkpoints every 500 steps and the same command resumes it. The
-# defaults are the committed encoder's run (pretrained/demo/README.md).
+# ~70 min on one core (the committed run: PRETRAIN_THREADS=1, the other core busy): the run
+# checkpoints every 500 steps and the same command resumes it. The other defaults are the
+# committed encoder's run (pretrained/demo/README.md).
 PRETRAIN_ROOT ?= artifacts/demo_pretrain/shards
 PRETRAIN_UTTS ?= 3000
 PRETRAIN_DIR ?= pretrained/demo

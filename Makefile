@@ -217,8 +217,9 @@ nemo-api-check: setup  ## NeMo's own API on MODEL=<ours.nemo> and its stock expo
 	$(PY) scripts/check_nemo_api.py --model $(MODEL) --model $(basename $(MODEL))_stock.nemo \
 		--manifest $(API_MANIFEST) --work-dir $(dir $(MODEL))nemo_api
 
-bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; prod param count
+bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; CPU allocator; prod param count
 	$(PY) scripts/bench_tdt_loss.py
+	$(PY) scripts/bench_cpu_alloc.py
 	$(PY) scripts/bench_model.py --param-count
 
 gpu-check: setup  ## one H200, <8 min: smoke bf16+numba, prod pre-flight, 50 steps (MFU), RTFx (CPU: tiny variant)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from maya_asr.models.pretrain_ctc import EncoderDims
+from maya_asr.training.cpu_memory import keep_freed_memory
 
 CURVE_FIELDS = (
     "step", "epoch", "loss", "lr", "wall_s", "audio_hours", "val_loss", "val_cer",
@@ -316,6 +317,7 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    keep_freed_memory()  # a CPU job: no mmap/munmap per large tensor (see cpu_memory)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
 

@@ -25,6 +25,7 @@ from maya_asr.training.callbacks import (
     PlainProgressLog,
     interactive,
 )
+from maya_asr.training.cpu_memory import keep_freed_memory
 from maya_asr.training.data import (
     bucket_caps_of,
     build_train_loader,
@@ -152,6 +153,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list) -> pl.Trainer
         kwargs["precision"] = "32-true"  # bf16 autocast on CPU is slower, not faster
         kwargs.pop("sync_batchnorm", None)  # SyncBatchNorm is CUDA-only
         log.warning("no GPU: training on the CPU")
+        if keep_freed_memory():  # before the first step's big tensors; see cpu_memory
+            log.info("CPU allocator: freed memory kept for reuse (no mmap per large tensor)")
     kwargs["devices"] = devices
     ddp = (isinstance(devices, int) and devices > 1) or int(kwargs.get("num_nodes", 1)) > 1
     kwargs["strategy"] = (

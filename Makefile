@@ -273,7 +273,7 @@ demo-eval: demo-train  ## per-language WER/CER of both heads, language given and
 	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(DEMO_RUN)/model.nemo
 
 # One part of the recipe removed at a time, DEMO_STEPS each, scored like make demo; reuses make
-# demo's run as the full recipe when its config is the same. ~30 min a variant on 2 cores;
+# demo's run as the full recipe when its config is the same. ~20 min a variant on 2 cores;
 # finished variants are kept, so it resumes.
 demo-ablate: demo-artifacts  ## the demo recipe minus one part at a time -> experiments/demo_ablate/ablation.md
 	$(PY) scripts/demo_ablate.py --config $(DEMO_CONFIG) --steps $(DEMO_STEPS) \

@@ -3,7 +3,7 @@
 
 Usage:
     python scripts/demo_ablate.py                        # every variant (hours on 2 cores)
-    python scripts/demo_ablate.py --only no_freeze,one_lr --steps 1400
+    python scripts/demo_ablate.py --only no_freeze,one_lr --steps 2000
     python scripts/demo_ablate.py --full-run experiments/demo   # reuse make demo's run as "full"
 
 Each variant trains configs/train/demo_cpu.yaml for --steps with one part removed (no pretrained
@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", default="configs/train/demo_cpu.yaml")
-    p.add_argument("--steps", type=int, default=1400, help="optimizer steps per variant")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=2000,
+        help="optimizer steps per variant (make demo's DEMO_STEPS)",
+    )
     p.add_argument("--val-manifest", default="artifacts/demo/manifests/stage1_prod_val_v2.jsonl")
     p.add_argument("--out-dir", default="experiments/demo_ablate")
     p.add_argument("--only", default="", help="comma-separated variants (default all)")

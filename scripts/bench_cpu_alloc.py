@@ -122,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {k: getattr(args, k) for k in ("batch_seconds", "vocab", "steps")}
     for mode in ("default", "keep"):
-        cmd = [sys.executable, __file__, *(argv or sys.argv[1:]), "--child", mode]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        result[mode] = json.loads(out.strip().splitlines()[-1])
+        cmd = [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv), "--child", mode]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"the {mode!r} run failed (exit {proc.returncode}); its log is above")
+        result[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["speedup"] = result["default"]["step_s"] / result["keep"]["step_s"]
 
     out_path = Path(args.output)

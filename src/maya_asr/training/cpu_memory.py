@@ -50,6 +50,6 @@ def keep_freed_memory(trim_threshold: int = TRIM_THRESHOLD) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
-    if not ok:
-        log.warning("mallopt refused the CPU allocator settings: allocator left as it is")
+    if not ok:  # glibc accepts both; a C library with a stub mallopt may not
+        log.warning("mallopt refused the CPU allocator settings: large tensors may be mmapped")
     return ok

@@ -317,7 +317,7 @@ def run_pretraining(cfg: PretrainConfig, stop_after: int | None = None, log=prin
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    keep_freed_memory()  # a CPU job: no mmap/munmap per large tensor (see cpu_memory)
+    keep_freed_memory()  # a CPU job: no mmap/munmap per large tensor; process-wide (cpu_memory)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
 

@@ -10,9 +10,9 @@ TORCH_SPEC ?= torch==2.13.0
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 SETUP_STAMP := $(VENV)/.maya-setup-stamp
 
-# Demo corpus: ~5 hours of espeak-ng speech in 12 languages, in the production raw shard format.
+# Demo corpus: ~10 hours of espeak-ng speech in 12 languages, in the production raw shard format.
 DEMO_ROOT ?= artifacts/demo/shards
-DEMO_UTTS ?= 400
+DEMO_UTTS ?= 800
 
 .PHONY: help setup system-deps test test-all lint format demo-corpus demo
 

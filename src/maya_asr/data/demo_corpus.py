@@ -50,7 +50,7 @@ SPEAKER_STYLES: tuple[tuple[str, int, int], ...] = (
 class DemoCorpusConfig:
     output_root: Path  # where <lang>/shard-NNNNNN.tar go
     languages: tuple[str, ...] = LANGUAGES  # language codes to synthesise
-    utts_per_lang: int = 400  # utterances per language (~5 h in all at the default)
+    utts_per_lang: int = 800  # utterances per language (~10 h in all at the default)
     shard_size: int = 50  # utterances per tar shard
     seed: int = 0  # everything (words, speakers, rates, formats) derives from it
     workers: int = 2  # synthesis processes

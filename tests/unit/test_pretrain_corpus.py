@@ -83,12 +83,23 @@ def test_no_planned_sentence_is_a_demo_sentence(tmp_path):
 
 
 def test_demo_corpus_plan_is_unchanged_by_the_pretraining_options():
-    # sha256 of the default English demo plan, from the code before the planner was shared
-    plans = plan_language("en", DemoCorpusConfig(output_root=Path(".")), load_words("en"))
+    # sha256 of the English demo plan at 400 utterances (the demo's size when the planner was
+    # shared with pretraining), from the code before that
+    words = load_words("en")
+    plans = plan_language("en", DemoCorpusConfig(output_root=Path("."), utts_per_lang=400), words)
     digest = hashlib.sha256(
         json.dumps([asdict(p) for p in plans], sort_keys=True).encode()
     ).hexdigest()
     assert digest == "31b151a8a3c71927b57e3259e66c5d5702b21c8711fc17deb85ebd96b1b09c97"
+
+
+def test_a_larger_demo_corpus_extends_the_smaller_one():
+    # the default corpus grew 400 -> 800 per language: its first 400 utterances (and so the
+    # held-out ones scored before) are the smaller corpus's, utterance for utterance
+    words = load_words("en")
+    small = plan_language("en", DemoCorpusConfig(output_root=Path("."), utts_per_lang=400), words)
+    large = plan_language("en", DemoCorpusConfig(output_root=Path(".")), words)
+    assert len(large) == 800 and large[:400] == small
 
 
 def test_heldout_speakers_come_from_the_validation_manifest(tmp_path):

@@ -76,12 +76,17 @@ def test_table_scores_the_first_model_and_gives_the_delta_of_the_better_head():
     assert lines[2].endswith("(reference) |") and lines[3].endswith("| +7.0 pp |")
 
 
-def test_a_finished_run_is_reused_only_while_its_config_and_encoder_are_unchanged(tmp_path):
+def test_a_finished_run_is_reused_only_while_its_config_encoder_and_data_are_unchanged(tmp_path):
     full, no_freeze = variants(HEADS_LR)[0], variants(HEADS_LR)[2]
     encoder = tmp_path / "encoder.pt"
     encoder.write_bytes(b"weights")
+    index, val = tmp_path / "train.parquet", tmp_path / "val.jsonl"
+    for path in (index, val):
+        path.write_bytes(b"data")
+        os.utime(path, (1, 1))
     expected = expected_config(DEMO, STEPS, full)
     expected["run"]["pretrained_encoder"] = str(encoder)
+    expected["data"].update(train_parquet=str(index), val_manifest=str(val))
     run = tmp_path / "run"
     run.mkdir()
     assert "unfinished" in stale_reason(run, expected)
@@ -95,4 +100,10 @@ def test_a_finished_run_is_reused_only_while_its_config_and_encoder_are_unchange
     assert stale_reason(run, expected_config(DEMO, 700, full)) == other
     os.utime(encoder, None)  # a new encoder.pt since
     os.utime(run / "model.nemo", (2, 2))
-    assert "newer than its model.nemo" in stale_reason(run, expected)
+    assert "encoder.pt is newer than its model.nemo" in stale_reason(run, expected)
+    os.utime(encoder, (1, 1))
+    for path in (index, val):  # a rebuilt corpus: same paths, newer files
+        os.utime(path, None)
+        assert f"{path} is newer than its model.nemo" == stale_reason(run, expected)
+        os.utime(path, (1, 1))
+    assert stale_reason(run, expected) is None

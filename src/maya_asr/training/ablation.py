@@ -69,7 +69,8 @@ def stale_reason(run: Path, expected: dict) -> str | None:
     """Why the finished ``run`` is not ``expected``'s result (None: it is and can be reused).
 
     A run is stale when its saved config differs (other steps, LRs, encoder...) or when the
-    pretrained encoder it loaded has changed since its model.nemo was written.
+    pretrained encoder it loaded, or the training index or validation manifest it used, has
+    changed since its model.nemo was written (a rebuilt corpus keeps the same paths).
     """
     from omegaconf import OmegaConf
 
@@ -80,9 +81,15 @@ def stale_reason(run: Path, expected: dict) -> str | None:
     cfg.get("run", {}).pop("dir", None)
     if cfg != expected:
         return "trained with another config"
-    encoder = (expected.get("run") or {}).get("pretrained_encoder")
-    if encoder and Path(encoder).exists() and Path(encoder).stat().st_mtime > nemo.stat().st_mtime:
-        return f"{encoder} is newer than its model.nemo"
+    data = expected.get("data") or {}
+    inputs = [
+        (expected.get("run") or {}).get("pretrained_encoder"),
+        data.get("train_parquet"),
+        data.get("val_manifest"),
+    ]
+    for path in filter(None, inputs):
+        if Path(path).exists() and Path(path).stat().st_mtime > nemo.stat().st_mtime:
+            return f"{path} is newer than its model.nemo"
     return None
 
 

@@ -102,7 +102,8 @@ DATA_REPORT_DIR ?= $(ARTIFACTS_DIR)/phase3/data_report
 INDEX_TRAIN_CONFIG ?= configs/train/stage1_prod_8xh200.yaml
 # The 12 languages' ten scripts need ~755 single-character pieces. 1536 is the smallest size (in
 # steps of 512) at which every demo utterance has fewer tokens than 80-ms encoder frames (CTC
-# load <= 0.9; at 1024 some exceed 1 and CTC cannot align them); small keeps the CPU model fast.
+# load p99 <= 0.9, max 0.97; at 1024 some exceed 1 and CTC cannot align them); small keeps the
+# CPU model fast.
 DEMO_VOCAB_SIZE ?= 1536
 
 RAW_SHARDS = $(shell find $(RAW_ROOT) -mindepth 2 -maxdepth 2 -name 'shard-*.tar' 2>/dev/null | sort)
@@ -273,7 +274,7 @@ demo-eval: demo-train  ## per-language WER/CER of both heads, language given and
 	@$(MAKE) --no-print-directory nemo-api-check MODEL=$(DEMO_RUN)/model.nemo
 
 # One part of the recipe removed at a time, DEMO_STEPS each, scored like make demo; reuses make
-# demo's run as the full recipe when its config is the same. ~20 min a variant on 2 cores;
+# demo's run as the full recipe when its config is the same. ~25-30 min a variant on 2 cores;
 # finished variants are kept, so it resumes.
 demo-ablate: demo-artifacts  ## the demo recipe minus one part at a time -> experiments/demo_ablate/ablation.md
 	$(PY) scripts/demo_ablate.py --config $(DEMO_CONFIG) --steps $(DEMO_STEPS) \

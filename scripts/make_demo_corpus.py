@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output-root", required=True, help="folder for <lang>/shard-*.tar")
     parser.add_argument("--languages", default="all", help="comma-separated codes (default all)")
-    parser.add_argument("--utts-per-lang", type=int, default=800, help="utterances per language")
+    parser.add_argument(
+        "--utts-per-lang",
+        type=int,
+        default=DemoCorpusConfig.utts_per_lang,
+        help="utterances per language",
+    )
     parser.add_argument("--shard-size", type=int, default=50, help="utterances per shard")
     parser.add_argument("--seed", type=int, default=0, help="seed for words, speakers, formats")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")

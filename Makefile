@@ -243,7 +243,7 @@ bench-rtfx: setup  ## RTFx of TDT vs CTC decoding by batch size (CPU) -> artifac
 
 # ---------------------------------------------------------------- training
 DEMO_RUN ?= experiments/demo
-DEMO_STEPS ?= 2000
+DEMO_STEPS ?= 2500
 DEMO_CONFIG ?= configs/train/demo_cpu.yaml
 DEMO_VAL = artifacts/demo/manifests/stage1_prod_val_v2.jsonl
 SMOKE_RUN ?= experiments/smoke

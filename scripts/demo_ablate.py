@@ -3,7 +3,7 @@
 
 Usage:
     python scripts/demo_ablate.py                        # every variant (hours on 2 cores)
-    python scripts/demo_ablate.py --only no_freeze,one_lr --steps 2000
+    python scripts/demo_ablate.py --only no_freeze,one_lr --steps 2500
     python scripts/demo_ablate.py --full-run experiments/demo   # reuse make demo's run as "full"
 
 Each variant trains configs/train/demo_cpu.yaml for --steps with one part removed (no pretrained
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--steps",
         type=int,
-        default=2000,
+        default=2500,
         help="optimizer steps per variant (make demo's DEMO_STEPS)",
     )
     p.add_argument("--val-manifest", default="artifacts/demo/manifests/stage1_prod_val_v2.jsonl")

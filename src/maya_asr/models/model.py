@@ -11,6 +11,8 @@ What we add to ``EncDecHybridRNNTCTCBPEModel``, each through a narrow hook:
 * ``on_before_optimizer_step``: while frozen, drop the encoder's (zero) gradients so the optimizer
   neither moves nor decays the encoder.
 * the TDT loss dispatches to NeMo's numba kernel on CUDA and to our vectorised loss on CPU.
+* ``model.joint_bf16_on_cpu``: the joint's output layer trains in bfloat16 on a CPU with native
+  bf16 matmul (:mod:`maya_asr.models.joint_precision`); same weights and keys.
 
 DDP: parameters that do not reach the loss in a step (the encoder while frozen, the CTC head at
 weight 0) get a zero-valued "anchor" term, so every parameter receives a gradient every step, the
@@ -31,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from maya_asr.languages import LANGUAGES, get_language
 from maya_asr.models import lr_schedule
+from maya_asr.models.joint_precision import install_bf16_joint_output
 from maya_asr.models.language import (
     LID_MODES,
     LanguageEmbedding,
@@ -57,6 +60,7 @@ class MayaOptions:
     tdt_loss_impl: str  # auto: numba on CUDA, torch on CPU; or force one
     lid_loss_weight: float = 0.0  # > 0: a language-ID head supplies the vector when none is given
     lid_mode: str = "soft"  # soft: probability-weighted mix of vectors; hard: the argmax's vector
+    joint_bf16_on_cpu: bool = False  # the joint's output layer in bf16 when training on the CPU
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> MayaOptions:
@@ -68,6 +72,7 @@ class MayaOptions:
             tdt_loss_impl=str(cfg.get("tdt_loss_impl", "auto")),
             lid_loss_weight=float(cfg.get("lid_loss_weight", 0.0)),
             lid_mode=str(cfg.get("lid_mode", "soft")),
+            joint_bf16_on_cpu=bool(cfg.get("joint_bf16_on_cpu", False)),
         )
         opts.validate()
         return opts
@@ -154,6 +159,8 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self._lid_logits: torch.Tensor | None = None  # (B, L) of the last forward, for the loss
         self.final_ctc_loss_weight = float(self.ctc_loss_weight)
         self._install_tdt_loss()
+        if opts.joint_bf16_on_cpu:  # see joint_precision: ~1.5x a CPU training step
+            install_bf16_joint_output(self.joint)
         self._lang_ids: torch.Tensor | None = None  # languages of the batch being processed
         self._transcribe_langs: torch.Tensor | None = None
         self._transcribe_cursor = 0

@@ -33,6 +33,7 @@ MAYA_KEYS = (
     "tdt_loss_impl",
     "lid_loss_weight",
     "lid_mode",
+    "joint_bf16_on_cpu",
 )
 CONFIG_NAME = "model_config.yaml"
 WEIGHTS_NAME = "model_weights.ckpt"

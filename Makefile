@@ -199,7 +199,7 @@ ENCODER_PT ?= pretrained/parakeet_tdt_1.1b_encoder.pt
 EXPORT_LANG ?= none
 API_MANIFEST ?= $(DEMO_VAL)
 
-.PHONY: extract-encoder export-stock nemo-api-check bench-model gpu-check
+.PHONY: extract-encoder export-stock nemo-api-check bench-model bench-demo-step gpu-check
 
 extract-encoder: setup  ## write $(ENCODER_PT) from $(PARAKEET_NEMO) (the pretrained encoder)
 	$(PY) scripts/extract_encoder.py --nemo $(PARAKEET_NEMO) --output $(ENCODER_PT)
@@ -222,6 +222,9 @@ bench-model: setup  ## CPU TDT loss vs NeMo reference; smoke step time/memory; C
 	$(PY) scripts/bench_tdt_loss.py
 	$(PY) scripts/bench_cpu_alloc.py
 	$(PY) scripts/bench_model.py --param-count
+
+bench-demo-step: demo-artifacts  ## demo training step/s: fp32 joint vs bf16 joint vs the demo config (~12 min)
+	$(PY) scripts/bench_demo_step.py
 
 gpu-check: setup  ## one H200, <8 min: smoke bf16+numba, prod pre-flight, 50 steps (MFU), RTFx (CPU: tiny variant)
 	$(PY) scripts/gpu_check.py

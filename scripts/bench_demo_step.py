@@ -4,6 +4,7 @@
 Usage:
     python scripts/bench_demo_step.py                  # all variants, steps 120-220
     python scripts/bench_demo_step.py --start 120 --stop 170 --variants fp32,demo
+    python scripts/bench_demo_step.py data.max_batch_dur=64   # key=value: applied to every variant
 
 Trains configs/train/demo_cpu.yaml on the demo corpus (make demo-artifacts) from the pretrained
 encoder, each variant in its own process, and times optimizer steps --start..--stop (after the
@@ -14,9 +15,11 @@ encoder freeze, so the whole model trains). Variants, each adding one setting to
     demo         + the whole micro-batch in one joint/loss call (fused_batch_size 16):
                  configs/train/demo_cpu.yaml as committed
     fused_adamw  + AdamW's fused kernel (model.optim.fused) instead of its per-tensor loop
+    fp32_whole   the demo config with the joint in float32: a CPU without native bf16
 
 The same seed gives every variant the same batches in the same order. Prints step/s, the
-speed-up against fp32 and the peak RSS, and writes artifacts/bench/demo_step_cpu.json.
+speed-up against fp32 and the peak RSS (of the whole run, pre-flight's worst batches included),
+and writes artifacts/bench/demo_step_cpu.json.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ VARIANTS = {
     "bf16_joint": ["model.joint.fused_batch_size=4"],
     "demo": [],
     "fused_adamw": ["model.optim.fused=true"],
+    "fp32_whole": ["model.joint_bf16_on_cpu=false"],
 }
 
 
@@ -52,18 +56,21 @@ def run_variant(args: argparse.Namespace, overrides: list[str], run_dir: str) ->
 
 def child(args: argparse.Namespace, overrides: list[str]) -> None:
     import lightning.pytorch as pl
+    import torch
     from omegaconf import OmegaConf, open_dict
 
     from maya_asr.training.options import build_config
     from maya_asr.training.run import quiet_logs, train
 
     class StepTimer(pl.Callback):
+        t0 = seconds = None
+
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == args.start:
+            if trainer.global_step == args.start and self.t0 is None:
                 self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step == args.stop:
+            if trainer.global_step == args.stop and self.seconds is None:
                 self.seconds = time.perf_counter() - self.t0
                 opt = trainer.optimizers[0]
                 self.optimizer = f"{type(opt).__name__}(fused={opt.defaults.get('fused')})"
@@ -87,6 +94,7 @@ def child(args: argparse.Namespace, overrides: list[str]) -> None:
         "steps": steps, "seconds": round(timer.seconds, 2),
         "step_per_s": round(steps / timer.seconds, 3), "peak_rss_mib": round(peak),
         "optimizer": timer.optimizer, "joint_output_layer": timer.joint_out,
+        "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
     print("BENCH " + json.dumps(result), flush=True)
 
@@ -100,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=str(REPO / "artifacts/bench/demo_step_cpu.json"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args, overrides = p.parse_known_args(argv)
+    if bad := [o for o in overrides if o.startswith("-") or "=" not in o]:
+        p.error(f"unrecognised arguments {bad}; config overrides are key=value")
     if args.stop <= args.start:
         p.error(f"--stop {args.stop} must be after --start {args.start}")
     if args.child:
@@ -114,21 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_demo_step_") as tmp:
         for name in names:
-            results[name] = run_variant(args, VARIANTS[name], os.path.join(tmp, name))
-            base = results.get("fp32", results[names[0]])["step_per_s"]
+            results[name] = run_variant(args, VARIANTS[name] + overrides, os.path.join(tmp, name))
             r = results[name]
-            r["speedup"] = round(r["step_per_s"] / base, 2)  # against fp32 (else the first)
-            print(
-                f"{name:12s} {r['step_per_s']:.2f} step/s  x{r['speedup']:.2f}  "
-                f"peak RSS {r['peak_rss_mib']} MiB  {r['optimizer']}  {r['joint_output_layer']}",
-                flush=True,
-            )
+            print(f"{name:12s} {r['step_per_s']:.2f} step/s  peak RSS {r['peak_rss_mib']} MiB  "
+                  f"{r['optimizer']}  {r['joint_output_layer']}", flush=True)  # fmt: skip
+    base = results.get("fp32", results[names[0]])["step_per_s"]
+    for name, r in results.items():
+        r["speedup"] = round(r["step_per_s"] / base, 2)  # against fp32 (else the first)
+        print(f"{name:12s} x{r['speedup']:.2f}")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "config": os.path.relpath(args.config, REPO),
         "timed_steps": [args.start, args.stop],
-        "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+        "overrides": overrides,
         "variants": results,
     }
     out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,14 +1,15 @@
 """The TDT joint's output layer in bfloat16 while training on a CPU that multiplies bf16 natively.
 
 Why: on the CPU the joint's last Linear, (B, T, U+1, H) -> (B, T, U+1, V+1+K), is the largest
-matmul of a training step: 45% of the demo model's fp32 step in a profile (aten::mm, 12.3 s of
-27.2 s over 40 steps). On a CPU with AMX or AVX512-BF16 the same product in bfloat16 runs ~4.6x
-faster (fwd + both backward products of a 6000 x 128 x 1542 joint: 45.8 ms fp32, 9.9 ms bf16).
+matmul of a training step: most of aten::mm, 45% of the demo model's fp32 step in a profile
+(12.3 s of 27.2 s over 40 steps). On our AMX CPU the same product in bfloat16 runs ~4.6x faster
+(fwd + both backward products of a 6000 x 128 x 1542 joint: 45.8 ms fp32, 9.9 ms bf16).
 
 Only this layer, not the whole model: Lightning's ``bf16-mixed`` on the CPU also casts the
-encoder's convolutions and attention, which run slower in bf16 there. Measured on the demo
-config, steps 120-220, 2 cores: fp32 1.52 step/s, whole-model bf16-mixed 1.82, this layer alone
-2.36 (``scripts/bench_demo_step.py`` measures the variants in one run).
+encoder's convolutions and attention, which run slower in bf16 there (in a one-off run with our
+CPU fp32 override patched out, whole-model bf16-mixed reached 1.82 step/s where this layer alone
+reached 2.36). ``scripts/bench_demo_step.py`` times the demo with the layer and without it: 1.60
+step/s fp32, 2.42 with it, 2.72 with it and the whole micro-batch in one joint call (2 cores).
 
 Weights, gradients and optimizer state stay float32 (autocast casts copies); the output is cast
 back to float32, so the TDT loss normalises float32 logits as before. On CUDA (where the
@@ -68,9 +69,11 @@ def install_bf16_joint_output(joint: torch.nn.Module) -> bool:
             f"got {type(joint).__name__}. Set model.joint_bf16_on_cpu: false for this joint."
         )
     if not cpu_has_native_bf16():
-        log.warning(
+        # info, not a warning: it only matters for CPU training, and inference also lands here.
+        log.info(
             "model.joint_bf16_on_cpu: this CPU has no native bfloat16 matmul (AMX or "
-            "AVX512-BF16); the joint stays float32"
+            "AVX512-BF16), so CPU training keeps the joint in float32 (no effect on CUDA or "
+            "inference)"
         )
         return False
     if not isinstance(net[-1], Bf16TrainingLinear):

@@ -185,6 +185,29 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         ignored = unsupported_options(kwargs.get("fastemit_lambda", 0.0), kwargs.get("clamp", -1.0))
         self.loss._loss = DeviceTDTLoss(numba_loss, cpu_loss, self.maya.tdt_loss_impl, ignored)
 
+    def change_vocabulary(self, *args, **kwargs):
+        """NeMo's, then what its rebuild of the joint and loss drops: the TDT loss of
+        ``model.loss`` (NeMo 3.0 puts a plain RNN-T loss in its place), our CPU dispatch of it
+        and, with ``model.joint_bf16_on_cpu``, the joint's bf16 output layer."""
+        from nemo.collections.asr.losses.rnnt import RNNTLoss
+
+        super().change_vocabulary(*args, **kwargs)
+        loss_name, loss_kwargs = self.extract_rnnt_loss_cfg(self.cfg.get("loss", None))
+        num_classes = self.joint.num_classes_with_blank - 1
+        if loss_name == "tdt":
+            num_classes -= self.joint.num_extra_outputs
+        self.loss = RNNTLoss(
+            num_classes=num_classes,
+            loss_name=loss_name,
+            loss_kwargs=loss_kwargs,
+            reduction=self.cfg.get("rnnt_reduction", "mean_batch"),
+        )
+        self._install_tdt_loss()
+        if self.joint.fuse_loss_wer:
+            self.joint.set_loss(self.loss)
+        if self.maya.joint_bf16_on_cpu:
+            install_bf16_joint_output(self.joint)
+
     # ------------------------------------------------------------------ optimizer
     def setup_optimizer_param_groups(self):
         """NeMo's param groups (the rest first, then ``model.optim_param_groups`` in order), each

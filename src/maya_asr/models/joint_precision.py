@@ -8,8 +8,8 @@ matmul of a training step: most of aten::mm, 45% of the demo model's fp32 step i
 Only this layer, not the whole model: Lightning's ``bf16-mixed`` on the CPU also casts the
 encoder's convolutions and attention, which run slower in bf16 there (in a one-off run with our
 CPU fp32 override patched out, whole-model bf16-mixed reached 1.82 step/s where this layer alone
-reached 2.36). ``scripts/bench_demo_step.py`` times the demo with the layer and without it: 1.60
-step/s fp32, 2.42 with it, 2.72 with it and the whole micro-batch in one joint call (2 cores).
+reached 2.36). ``scripts/bench_demo_step.py`` times the demo with the layer and without it: 1.65
+step/s fp32, 2.74 with it, 3.00 with it and the whole micro-batch in one joint call (2 cores).
 
 Weights, gradients and optimizer state stay float32 (autocast casts copies); the output is cast
 back to float32, so the TDT loss normalises float32 logits as before. On CUDA (where the

@@ -159,7 +159,7 @@ class MayaHybridTDTCTCModel(EncDecHybridRNNTCTCBPEModel):
         self._lid_logits: torch.Tensor | None = None  # (B, L) of the last forward, for the loss
         self.final_ctc_loss_weight = float(self.ctc_loss_weight)
         self._install_tdt_loss()
-        if opts.joint_bf16_on_cpu:  # see joint_precision: ~1.5x a CPU training step
+        if opts.joint_bf16_on_cpu:  # see joint_precision: ~1.7x a CPU training step
             install_bf16_joint_output(self.joint)
         self._lang_ids: torch.Tensor | None = None  # languages of the batch being processed
         self._transcribe_langs: torch.Tensor | None = None
